@@ -47,6 +47,13 @@ pub struct NodeView {
     pub memberships: Vec<MembershipView>,
 }
 
+/// `PATCH /api/v1/nodes/{nodeId}`: renames the caller's node record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateNodeRequest {
+    pub label: Label,
+}
+
 /// A membership as its node's owner sees it: each role set side by side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,271 @@
+//! The hub's settings, [`HubConfig`], and their loader (SPEC §18.1).
+//!
+//! Sources, later wins: built-in defaults, a TOML file, then `KACHERY_HUB_*` environment
+//! variables (nested keys joined by `__`). Flags are the CLI's business: it edits the
+//! loaded value. Secrets never come from the TOML file; the master key has its own file
+//! or variable (see [`crate::keys`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kachery_protocol::Email;
+use serde::Deserialize;
+use url::Url;
+
+/// 10 GiB, the default embedded-bucket quota per channel.
+const DEFAULT_EMBEDDED_BUCKET_QUOTA: u64 = 10 * 1024 * 1024 * 1024;
+
+/// Settings of one hub process.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Listen address. Default `127.0.0.1:8080`; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Origin used in links and the signed `hub` field. Default: derived from the bound
+    /// address (`http://127.0.0.1:<port>`).
+    pub public_url: Option<Url>,
+    /// State directory: database, embedded bucket, dev master key. Default
+    /// `./kachery-hub-data`.
+    pub data_dir: PathBuf,
+    /// Database URL. Default `sqlite://<data_dir>/hub.sqlite`.
+    pub database_url: Option<String>,
+    /// Enables "sign in as any e-mail" (SPEC §9.2); loopback only. Default false.
+    pub dev_login: bool,
+    /// File holding the base64 master key (mode 0600). Default none.
+    pub master_key_file: Option<PathBuf>,
+    /// Users with admin rights, checked on every request. Default none.
+    pub admins: Vec<Email>,
+    /// Embedded-bucket quota per channel, in bytes. Default 10 GiB.
+    pub embedded_bucket_quota_bytes: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("./kachery-hub-data"),
+            database_url: None,
+            dev_login: false,
+            master_key_file: None,
+            admins: Vec::new(),
+            embedded_bucket_quota_bytes: DEFAULT_EMBEDDED_BUCKET_QUOTA,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("failed to read config file {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid value for {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// The TOML file: every key optional, unknown keys rejected so typos are caught.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    dev_login: Option<bool>,
+    master_key_file: Option<PathBuf>,
+    admins: Option<Vec<Email>>,
+    embedded_bucket: Option<EmbeddedBucketSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbeddedBucketSection {
+    max_bytes_per_channel: Option<u64>,
+}
+
+impl HubConfig {
+    /// Loads defaults, then `file` (or `<data_dir>/hub.toml` if it exists), then the
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, |key| std::env::var(key).ok())
+    }
+
+    /// [`HubConfig::load`] with the environment supplied by `env`, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = HubConfig::default();
+
+        let default_file = env("KACHERY_HUB_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| config.data_dir.clone())
+            .join("hub.toml");
+        let file = match file {
+            Some(path) => Some(path.to_owned()),
+            None => default_file.exists().then_some(default_file),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let parsed: FileConfig =
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?;
+            config.apply_file(parsed)?;
+        }
+
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    /// The database URL: the configured one, else the SQLite file in `data_dir`.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hub.sqlite").display()))
+    }
+
+    /// Whether `email` is one of the configured admins.
+    pub fn is_admin(&self, email: &Email) -> bool {
+        self.admins.contains(email)
+    }
+
+    fn apply_file(&mut self, file: FileConfig) -> Result<(), ConfigError> {
+        if let Some(bind) = file.bind {
+            self.bind = bind;
+        }
+        if let Some(public_url) = file.public_url {
+            self.public_url = Some(parse_url("public_url", &public_url)?);
+        }
+        if let Some(data_dir) = file.data_dir {
+            self.data_dir = data_dir;
+        }
+        self.database_url = file.database_url.or(self.database_url.take());
+        self.dev_login = file.dev_login.unwrap_or(self.dev_login);
+        self.master_key_file = file.master_key_file.or(self.master_key_file.take());
+        if let Some(admins) = file.admins {
+            self.admins = admins;
+        }
+        if let Some(quota) = file
+            .embedded_bucket
+            .and_then(|section| section.max_bytes_per_channel)
+        {
+            self.embedded_bucket_quota_bytes = quota;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let var = |key: &str| env(&format!("KACHERY_HUB_{key}"));
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: format!("KACHERY_HUB_{key}"),
+            reason,
+        };
+
+        if let Some(bind) = var("BIND") {
+            self.bind = bind
+                .parse()
+                .map_err(|error| invalid("BIND", format!("{error}")))?;
+        }
+        if let Some(public_url) = var("PUBLIC_URL") {
+            self.public_url = Some(parse_url("KACHERY_HUB_PUBLIC_URL", &public_url)?);
+        }
+        if let Some(data_dir) = var("DATA_DIR") {
+            self.data_dir = PathBuf::from(data_dir);
+        }
+        if let Some(database_url) = var("DATABASE_URL") {
+            self.database_url = Some(database_url);
+        }
+        if let Some(dev_login) = var("DEV_LOGIN") {
+            self.dev_login = match dev_login.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" | "" => false,
+                other => return Err(invalid("DEV_LOGIN", format!("{other:?} is not a boolean"))),
+            };
+        }
+        if let Some(path) = var("MASTER_KEY_FILE") {
+            self.master_key_file = Some(PathBuf::from(path));
+        }
+        if let Some(admins) = var("ADMINS") {
+            self.admins = admins
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(|item| {
+                    Email::parse(item).map_err(|error| invalid("ADMINS", error.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(quota) = var("EMBEDDED_BUCKET__MAX_BYTES_PER_CHANNEL") {
+            self.embedded_bucket_quota_bytes = quota.parse().map_err(|error| {
+                invalid("EMBEDDED_BUCKET__MAX_BYTES_PER_CHANNEL", format!("{error}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_url(key: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|error| ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: error.to_string(),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!("{text} is not an http(s) URL with a host"),
+        });
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:9000\"\ndev_login = true\nadmins = [\"A@x.org\"]\n\
+             [embedded_bucket]\nmax_bytes_per_channel = 5\n",
+        )
+        .unwrap();
+        let env = |key: &str| (key == "KACHERY_HUB_BIND").then(|| "127.0.0.1:9001".to_owned());
+        let config = HubConfig::load_from(Some(&path), env).unwrap();
+        assert_eq!(config.bind.port(), 9001);
+        assert!(config.dev_login);
+        assert_eq!(config.admins[0].as_str(), "a@x.org");
+        assert_eq!(config.embedded_bucket_quota_bytes, 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, "bnid = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(matches!(
+            HubConfig::load_from(Some(&path), |_| None),
+            Err(ConfigError::Parse { .. })
+        ));
+
+        std::fs::write(&path, "public_url = \"ftp://x\"\n").unwrap();
+        assert!(matches!(
+            HubConfig::load_from(Some(&path), |_| None),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+}

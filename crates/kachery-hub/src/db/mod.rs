@@ -1,0 +1,205 @@
+//! The hub database as a trait, [`HubDb`], with one implementation per backend.
+//!
+//! Only this module writes SQL. Handlers speak in domain operations ("register this node",
+//! "grant these roles") and each mutating operation writes its audit entry in the same
+//! transaction. Uniqueness comes from constraints: a violated one surfaces as
+//! [`DbError::Conflict`], never from a check-then-insert. Effective roles are computed in
+//! the one query that reads them and are never stored (SPEC §5.2).
+//!
+//! [`SqliteDb`] is the only backend today; PostgreSQL will be a second implementation
+//! with its own migrations directory, so the SQL here sticks to what both understand
+//! (bitwise `&`, `ON CONFLICT`, `LIKE ... ESCAPE`).
+
+mod records;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
+
+pub use records::{
+    AuditEntry, ChannelRecord, GrantRecord, MemberRecord, MembershipRecord, NewApiToken,
+    NewChannel, NewGrant, NewNode, NodeRecord, TokenRecord,
+};
+pub use sqlite::SqliteDb;
+
+/// A boxed future, so the trait stays object safe (`Arc<dyn HubDb>`).
+pub type DbFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbError>> + Send + 'a>>;
+
+/// Which uniqueness rule a write ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictKind {
+    Node,
+    Channel,
+    Membership,
+    Nonce,
+}
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    #[error("a {0:?} with this identity already exists")]
+    Conflict(ConflictKind),
+    #[error("the row to change does not exist")]
+    NotFound,
+    #[error("stored value in {column} is invalid")]
+    CorruptRow {
+        column: &'static str,
+        detail: String,
+    },
+    #[error("database query failed")]
+    Query(#[source] sqlx::Error),
+    #[error("failed to open the database at {url}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("failed to run database migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Everything the hub stores. Times are Unix milliseconds passed in by the caller.
+pub trait HubDb: Send + Sync + 'static {
+    /// Cheap liveness probe for `/readyz`.
+    fn ping(&self) -> DbFuture<'_, ()>;
+    /// Closes the connections, waiting for queries in flight.
+    fn close(&self) -> DbFuture<'_, ()>;
+
+    // Users and API tokens.
+
+    /// Creates the user on first sight and stamps `last_login_at`; returns its id.
+    fn touch_user<'a>(&'a self, email: &'a Email, now: i64) -> DbFuture<'a, i64>;
+    /// Stores a new API token (by hash) and audits its creation.
+    fn insert_api_token(&self, token: NewApiToken, audit: AuditEntry) -> DbFuture<'_, ()>;
+    /// Looks a token up by hash and stamps `last_used_at` (at most once a minute).
+    fn api_token<'a>(&'a self, token_hash: &'a str, now: i64) -> DbFuture<'a, Option<TokenRecord>>;
+
+    // Nonces.
+
+    /// Records (signer, nonce) until `expires_at`; false if it is already remembered.
+    fn record_nonce<'a>(
+        &'a self,
+        signer: &'a NodeId,
+        nonce: &'a Nonce,
+        purpose: &'a str,
+        now: i64,
+        expires_at: i64,
+    ) -> DbFuture<'a, bool>;
+    /// Deletes nonces past their expiry and credential audit rows older than `audit_before`.
+    fn purge_expired(&self, now: i64, credential_audit_before: i64) -> DbFuture<'_, u64>;
+
+    // Nodes.
+
+    /// Inserts the node record, consuming the registration nonce, in one transaction.
+    /// A soft-deleted record with the same identity is revived.
+    fn register_node<'a>(&'a self, node: NewNode, audit: AuditEntry) -> DbFuture<'a, NodeRecord>;
+    /// The live (not deleted) record of (node id, owner).
+    fn node<'a>(
+        &'a self,
+        node_id: &'a NodeId,
+        owner: &'a Email,
+    ) -> DbFuture<'a, Option<NodeRecord>>;
+    /// All live records of one owner, by label.
+    fn nodes_of<'a>(&'a self, owner: &'a Email) -> DbFuture<'a, Vec<NodeRecord>>;
+    fn rename_node<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        label: &'a Label,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+    /// Soft-deletes the record and drops its memberships; returns the channels it was in.
+    fn delete_node<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, Vec<ChannelName>>;
+    /// Stores the node's latest report (re-serialized by the hub, never the raw body).
+    fn store_report<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        report_json: &'a str,
+        now: i64,
+    ) -> DbFuture<'a, ()>;
+
+    // Channels.
+
+    fn create_channel<'a>(
+        &'a self,
+        channel: NewChannel,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ChannelRecord>;
+    /// The channel by name, soft-deleted ones included.
+    fn channel<'a>(&'a self, name: &'a ChannelName) -> DbFuture<'a, Option<ChannelRecord>>;
+    /// Channels owned by `owner`, plus (if `include_joined`) those its nodes joined.
+    fn channels_for<'a>(
+        &'a self,
+        owner: &'a Email,
+        include_joined: bool,
+    ) -> DbFuture<'a, Vec<ChannelRecord>>;
+    /// Whether any live node of `owner` is a member of the channel.
+    fn has_member_node_of<'a>(&'a self, channel_id: i64, owner: &'a Email) -> DbFuture<'a, bool>;
+    fn soft_delete_channel<'a>(
+        &'a self,
+        channel_id: i64,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+
+    // Memberships, grants and effective roles.
+
+    fn join_channel<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        requested: RoleSet,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+    fn update_membership<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelName,
+        requested: RoleSet,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+    fn leave_channel<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelName,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+    /// Every membership of a live node with requested, granted and effective roles.
+    fn memberships_of<'a>(&'a self, node: &'a NodeRecord) -> DbFuture<'a, Vec<MembershipRecord>>;
+    /// E(node, channel) in one query; `None` without a membership.
+    fn membership<'a>(
+        &'a self,
+        node_id: &'a NodeId,
+        owner: &'a Email,
+        channel: &'a ChannelName,
+    ) -> DbFuture<'a, Option<MembershipRecord>>;
+    /// Inserts or replaces a grant.
+    fn put_grant(&self, grant: NewGrant, audit: AuditEntry) -> DbFuture<'_, GrantRecord>;
+    /// Removes a grant; `DbError::NotFound` if there was none.
+    fn delete_grant<'a>(
+        &'a self,
+        channel_id: i64,
+        node_id: &'a NodeId,
+        owner: &'a Email,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+    fn grants_of(&self, channel_id: i64) -> DbFuture<'_, Vec<GrantRecord>>;
+    fn members_of(&self, channel_id: i64) -> DbFuture<'_, Vec<MemberRecord>>;
+
+    // Audit.
+
+    /// Appends an entry that goes with no other write (credential issuance, say).
+    fn append_audit(&self, audit: AuditEntry) -> DbFuture<'_, ()>;
+    /// Node ids (with owners) issued upload URLs for `key` since `since`.
+    fn uploaders_of<'a>(
+        &'a self,
+        channel_id: i64,
+        key: &'a str,
+        since: i64,
+    ) -> DbFuture<'a, Vec<String>>;
+}

@@ -1,0 +1,149 @@
+//! The user API under `/api/v1` (SPEC §10): JSON in and out, bearer-token auth.
+//!
+//! Handlers are split by resource: [`nodes`] (the caller's node records), [`memberships`]
+//! (their channel memberships), [`channels`] and [`grants`] (channel owners' decisions).
+//! "Node" paths always act on the caller's own record (node id, caller e-mail), so another
+//! user's node is simply not found. This module holds the shared lookups and the
+//! conversions from database records to wire views.
+
+// FIXME: the per-user limits of SPEC §21 (10 req/s, 100 nodes, 100 channels, 100
+// memberships per node, dev login 20/min per IP) are not enforced; matters once the hub
+// is shared beyond trusted users.
+
+pub mod channels;
+pub mod grants;
+pub mod memberships;
+pub mod nodes;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use kachery_protocol::api_error::ErrorCode;
+use kachery_protocol::user_api::{
+    BucketSettings, ChannelView, MeResponse, MembershipView, NodeView, PubsubSettings,
+};
+use kachery_protocol::{ChannelName, NodeId};
+
+use crate::app::AppState;
+use crate::auth::AuthedUser;
+use crate::db::{ChannelRecord, MembershipRecord, NodeRecord};
+use crate::error::{ApiError, ApiResult};
+
+/// `GET /api/v1/me`.
+pub async fn me(State(state): State<Arc<AppState>>, user: AuthedUser) -> Json<MeResponse> {
+    Json(MeResponse {
+        email: user.email,
+        admin: user.admin,
+        dev_login: state.config.dev_login,
+    })
+}
+
+/// Parses a path segment with the type's own validation; 422 naming what was expected.
+pub fn parse_path<T: FromStr>(text: &str) -> ApiResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|error: T::Err| ApiError::validation(error.to_string()))
+}
+
+/// The caller's live record of `node_id_text`, else 404.
+pub async fn own_node(
+    state: &AppState,
+    user: &AuthedUser,
+    node_id_text: &str,
+) -> ApiResult<NodeRecord> {
+    let node_id: NodeId = parse_path(node_id_text)?;
+    state.db.node(&node_id, &user.email).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "you ({}) have no registered node {}; see GET /api/v1/nodes",
+            user.email,
+            node_id.short()
+        ))
+    })
+}
+
+/// The channel named `name_text`, deleted or not, else 404 `channel_not_found`.
+pub async fn find_channel(state: &AppState, name_text: &str) -> ApiResult<ChannelRecord> {
+    let name: ChannelName = parse_path(name_text)?;
+    state
+        .db
+        .channel(&name)
+        .await?
+        .ok_or_else(|| channel_not_found(&name))
+}
+
+pub fn channel_not_found(name: &ChannelName) -> ApiError {
+    ApiError::new(
+        ErrorCode::ChannelNotFound,
+        format!("there is no channel {name}"),
+    )
+}
+
+/// 404 for mutations on a soft-deleted channel.
+pub fn refuse_deleted(channel: &ChannelRecord) -> ApiResult<()> {
+    if channel.deleted {
+        return Err(ApiError::new(
+            ErrorCode::ChannelNotFound,
+            format!("channel {} is deleted", channel.name),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the caller sees everything about the channel but its secrets (SPEC §10.3).
+pub fn is_owner_or_admin(user: &AuthedUser, channel: &ChannelRecord) -> bool {
+    user.admin || user.email == channel.owner
+}
+
+pub fn membership_view(record: &MembershipRecord) -> MembershipView {
+    MembershipView {
+        channel: record.channel.name.clone(),
+        channel_deleted: record.channel.deleted,
+        requested_roles: record.requested,
+        granted_roles: record.granted,
+        passcode_roles: record.passcode,
+        effective_roles: record.effective,
+    }
+}
+
+/// A node record with its memberships; `with_report` adds the last report.
+pub async fn node_view(
+    state: &AppState,
+    node: NodeRecord,
+    with_report: bool,
+) -> ApiResult<NodeView> {
+    let memberships = state.db.memberships_of(&node).await?;
+    let last_report = match (&node.last_report, with_report) {
+        (Some(text), true) => serde_json::from_str(text).ok(),
+        _ => None,
+    };
+    Ok(NodeView {
+        node_id: node.node_id,
+        owner: node.owner,
+        label: node.label,
+        created_at: node.created_at,
+        last_report_at: node.last_report_at,
+        last_report,
+        memberships: memberships.iter().map(membership_view).collect(),
+    })
+}
+
+/// A channel; backend kinds only when `show_backends` (owner, admin, member's owner).
+pub fn channel_view(channel: &ChannelRecord, show_backends: bool) -> ChannelView {
+    ChannelView {
+        name: channel.name.clone(),
+        owner: channel.owner.clone(),
+        deleted: channel.deleted,
+        bucket: show_backends.then(|| BucketSettings {
+            backend: channel.bucket_backend.clone(),
+            read_mode: channel.read_mode,
+        }),
+        pubsub: show_backends.then(|| PubsubSettings {
+            backend: channel.pubsub_backend.clone(),
+        }),
+        created_at: channel.created_at,
+    }
+}

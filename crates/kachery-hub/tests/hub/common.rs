@@ -1,0 +1,113 @@
+//! Shared setup: a real hub on 127.0.0.1:0 with a temporary data directory and dev login,
+//! users with dev tokens, node keys from fixed seeds, registered node clients.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use kachery_client::{ApiError, HubUserClient, NodeApiClient, now_ms, registration_envelope};
+use kachery_hub::{HubConfig, HubHandle, spawn};
+use kachery_protocol::api_error::ErrorCode;
+use kachery_protocol::user_api::{CreateChannelRequest, NodeView};
+use kachery_protocol::{ChannelName, Email, Label, NodeId, RoleSet};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A dev-login hub keeping its state in `data_dir`.
+pub async fn spawn_hub(data_dir: &Path) -> HubHandle {
+    spawn_hub_at(data_dir, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// A dev-login hub on a given address (to restart on the same port).
+pub async fn spawn_hub_at(data_dir: &Path, bind: SocketAddr) -> HubHandle {
+    let config = HubConfig {
+        bind,
+        data_dir: data_dir.to_owned(),
+        dev_login: true,
+        admins: vec![email("admin@example.org")],
+        ..HubConfig::default()
+    };
+    spawn(config).await.expect("the test hub starts")
+}
+
+pub fn email(text: &str) -> Email {
+    Email::parse(text).unwrap()
+}
+
+pub fn channel_name(text: &str) -> ChannelName {
+    ChannelName::parse(text).unwrap()
+}
+
+pub fn roles(text: &str) -> RoleSet {
+    text.parse().unwrap()
+}
+
+/// A node key from a fixed seed, so failures reproduce.
+pub fn node_key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A user client signed in through dev login.
+pub async fn sign_in(hub: &HubHandle, address: &str) -> HubUserClient {
+    let mut client = HubUserClient::new(hub.public_url().clone(), None);
+    let token = client
+        .dev_token(&email(address))
+        .await
+        .expect("dev login issues a token");
+    client.set_token(Some(token.token));
+    client
+}
+
+/// Registers `key` for the user `owner` (signed in as `user`) and returns its node client.
+pub async fn register_node(
+    hub: &HubHandle,
+    user: &HubUserClient,
+    key: &SigningKey,
+    owner: &str,
+) -> NodeApiClient {
+    let envelope = registration_envelope(
+        key,
+        email(owner),
+        Label::parse("test node").unwrap(),
+        &hub_origin(hub),
+        now_ms(),
+    )
+    .unwrap();
+    let view: NodeView = user
+        .register_node(envelope)
+        .await
+        .expect("registration succeeds");
+    assert_eq!(view.owner.as_str(), owner);
+    NodeApiClient::new(hub.public_url().clone(), key.clone(), email(owner))
+}
+
+pub fn hub_origin(hub: &HubHandle) -> String {
+    hub.public_url().origin().ascii_serialization()
+}
+
+/// Creates a channel with default (embedded) backends.
+pub async fn create_channel(user: &HubUserClient, name: &str) -> ChannelName {
+    let request = CreateChannelRequest {
+        name: channel_name(name),
+        bucket: None,
+        pubsub: None,
+    };
+    user.create_channel(&request)
+        .await
+        .expect("channel is created");
+    channel_name(name)
+}
+
+/// The error code of a failed call; panics on success so a missing refusal is loud.
+pub fn code_of<T: std::fmt::Debug>(result: Result<T, ApiError>) -> ErrorCode {
+    match result {
+        Ok(value) => panic!("expected a refusal, got {value:?}"),
+        Err(error) => error
+            .code()
+            .unwrap_or_else(|| panic!("not an api error: {error}")),
+    }
+}
+
+pub fn node_id(key: &SigningKey) -> NodeId {
+    kachery_protocol::signing::node_id_of(key)
+}
