@@ -1,0 +1,67 @@
+//! The local client API (SPEC §13.4): HTTP/1.1 on 127.0.0.1 only, for the CLI and local
+//! scripts.
+//!
+//! Every request passes `guard` first: the `Host` header must name a loopback address
+//! (a web page that rebinds its DNS name to 127.0.0.1 still sends its own name), and every
+//! route but `/healthz` needs `Authorization: Bearer <client token>`. No CORS headers are
+//! ever sent, so browsers keep other origins out. No endpoint returns keys, secrets or hub
+//! credentials. Request and response bodies are the wire types of
+//! `kachery_client::local_api::types`, so the CLI's `LocalClient` matches by construction.
+//!
+//! | route | handler |
+//! |---|---|
+//! | GET `/healthz` | liveness, open |
+//! | GET `/v1/status`, POST `/v1/reconcile` | `handlers` |
+//! | POST `/v1/store`, GET `/v1/files/{sha1}`, GET `/v1/transfers` | `handlers` |
+//! | POST `/v1/load` | `load` (NDJSON stream) |
+
+pub use crate::client_token::read_client_token;
+
+mod error;
+mod guard;
+mod handlers;
+mod load;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use kachery_exchange::FileExchange;
+use kachery_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::client_token::ClientToken;
+use crate::reconcile::ReconcileTrigger;
+use crate::state::NodeState;
+
+/// What the handlers share.
+pub(crate) struct ApiState {
+    pub node: Arc<NodeState>,
+    pub store: Store,
+    pub exchange: Arc<FileExchange>,
+    pub reconcile: ReconcileTrigger,
+    pub token: ClientToken,
+    /// Fires at shutdown, so long-running load streams end and the server can stop.
+    pub shutdown: CancellationToken,
+}
+
+/// The local API's routes behind the Host check and the bearer-token check.
+pub(crate) fn router(state: Arc<ApiState>) -> Router {
+    let authenticated = Router::new()
+        .route("/v1/status", get(handlers::status))
+        .route("/v1/reconcile", post(handlers::reconcile))
+        .route("/v1/store", post(handlers::store))
+        .route("/v1/files/{sha1}", get(handlers::file_bytes))
+        .route("/v1/transfers", get(handlers::transfers))
+        .route("/v1/load", post(load::load))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_token,
+        ));
+
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .merge(authenticated)
+        .layer(axum::middleware::from_fn(guard::require_loopback_host))
+        .with_state(state)
+}
