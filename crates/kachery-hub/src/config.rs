@@ -91,7 +91,45 @@ struct EmbeddedBucketSection {
     max_bytes_per_channel: Option<u64>,
 }
 
+/// The documented default configuration, printed by `kachery hub print-default-config`.
+const DEFAULT_TOML: &str = r#"# kachery hub configuration. Every key is optional; the values shown are the defaults.
+# Environment variables KACHERY_HUB_<KEY> override this file (nested keys joined by "__"),
+# and command-line flags override both. Secrets never belong here.
+
+# Address and port to listen on.
+bind = "127.0.0.1:8080"
+
+# Public origin used in links, redirects and the `hub` field nodes sign.
+# Default: derived from the bound address.
+# public_url = "https://hub.example.org"
+
+# State directory: the SQLite database, the embedded bucket, the dev master key.
+data_dir = "./kachery-hub-data"
+
+# Database URL. Default: sqlite://<data_dir>/hub.sqlite
+# database_url = "sqlite:///var/lib/kachery/hub.sqlite"
+
+# Let anyone sign in as any e-mail, for try-outs; refused unless bound to loopback.
+dev_login = false
+
+# File holding the 32-byte master key (base64, mode 0600), or set KACHERY_HUB_MASTER_KEY.
+# Required unless dev_login is on.
+# master_key_file = "/etc/kachery/master.key"
+
+# E-mails with admin rights (read everything but secrets, soft-delete channels).
+admins = []
+
+[embedded_bucket]
+# Bytes each channel may keep in the embedded bucket (10 GiB).
+max_bytes_per_channel = 10737418240
+"#;
+
 impl HubConfig {
+    /// The documented default configuration as TOML.
+    pub fn default_toml() -> &'static str {
+        DEFAULT_TOML
+    }
+
     /// Loads defaults, then `file` (or `<data_dir>/hub.toml` if it exists), then the
     /// environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -233,6 +271,19 @@ fn parse_url(key: &str, text: &str) -> Result<Url, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_printed_default_config_loads_as_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, HubConfig::default_toml()).unwrap();
+        let loaded = HubConfig::load_from(Some(&path), |_| None).unwrap();
+        let defaults = HubConfig::default();
+        assert_eq!(loaded.bind, defaults.bind);
+        assert_eq!(loaded.data_dir, defaults.data_dir);
+        assert_eq!(loaded.dev_login, defaults.dev_login);
+        assert_eq!(loaded.embedded_bucket_quota_bytes, defaults.embedded_bucket_quota_bytes);
+    }
 
     #[test]
     fn file_then_environment() {

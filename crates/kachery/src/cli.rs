@@ -1,0 +1,297 @@
+//! The command line: every subcommand and flag, with its help text. Parsing only; the work
+//! happens in `commands::*`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kachery",
+    version,
+    about = "Share scientific data between labs through channels",
+    long_about = "Share scientific data between labs through channels.\n\n\
+        A hub knows people, nodes and channels and issues short-lived credentials; nodes keep \
+        a local content-addressed store and move bytes through each channel's bucket.\n\n\
+        Exit codes: 0 ok, 1 other failure, 2 usage or invalid URI, 3 not found, 4 denied, \
+        5 integrity, 6 timeout or unavailable."
+)]
+pub struct Cli {
+    /// Log more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run or manage a hub
+    #[command(subcommand)]
+    Hub(HubCommand),
+
+    /// Run or manage this machine's node
+    #[command(subcommand)]
+    Node(NodeCommand),
+
+    /// Create channels and grant roles on a hub (needs an API token)
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+
+    /// Get an API token from a hub and remember it for this hub URL
+    Login(LoginArgs),
+
+    /// Add files to the local store and print their sha1:// URIs
+    Store(StoreArgs),
+
+    /// Fetch a file into the local store, through the node's channels if needed
+    Load(LoadArgs),
+
+    /// Write a file's bytes to standard output
+    Cat(CatArgs),
+
+    /// Run a whole network (hub and two nodes) on this machine and share a file end to end
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Run the hub in the foreground
+    Serve(HubServeArgs),
+    /// Print the default hub configuration (TOML)
+    PrintDefaultConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct HubServeArgs {
+    /// Configuration file (TOML); default <data-dir>/hub.toml when it exists
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long)]
+    pub bind: Option<SocketAddr>,
+
+    /// Public origin used in links and signed requests [default: http://<bind>]
+    #[arg(long)]
+    pub public_url: Option<String>,
+
+    /// State directory (database, embedded bucket, dev master key) [default: ./kachery-hub-data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Let anyone sign in as any e-mail; refused unless bound to loopback
+    #[arg(long)]
+    pub dev_login: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run the node daemon in the foreground
+    Start(NodeStartArgs),
+
+    /// Print this node's id (creates the key pair on first use)
+    Id,
+
+    /// Show the daemon's state: channels, effective roles, token expiry, transfers
+    Status(NodeStatusArgs),
+
+    /// Prove this node's key to the hub: print the registration link, or submit it with --api
+    Register(NodeRegisterArgs),
+
+    /// Ask the hub to let this node use a channel with the given roles (needs an API token)
+    Join(NodeJoinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeStartArgs {
+    /// Hub URL; remembered in node.toml
+    #[arg(long, env = "KACHERY_HUB_URL")]
+    pub hub: Option<String>,
+
+    /// E-mail of the person who owns this node; remembered in node.toml
+    #[arg(long, env = "KACHERY_NODE_OWNER")]
+    pub owner: Option<String>,
+
+    /// Human-readable label shown on the hub (1–40 characters); remembered in node.toml
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Local API port on 127.0.0.1 (0 picks a free one) [default: 20431]
+    #[arg(long, env = "KACHERY_NODE_PORT")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeStatusArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Ask the daemon to reconcile with the hub first
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeRegisterArgs {
+    /// Label to register under [default: the node's configured label]
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Submit the registration with your API token instead of printing a link
+    #[arg(long)]
+    pub api: bool,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub hub: HubAccessArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeJoinArgs {
+    /// Channel to join
+    pub channel: String,
+
+    /// Roles this node asks for, comma-separated [default: requestFiles,requestFeeds,requestTasks]
+    #[arg(long)]
+    pub roles: Option<String>,
+
+    #[command(flatten)]
+    pub hub: HubAccessArgs,
+}
+
+/// How a command that acts as a person reaches the hub.
+#[derive(Debug, Args, Clone)]
+pub struct HubAccessArgs {
+    /// Hub URL [default: the node's configured hub]
+    #[arg(long = "hub", env = "KACHERY_HUB_URL")]
+    pub hub_url: Option<String>,
+
+    /// API token [default: the token `kachery login` saved for this hub]
+    #[arg(long, env = "KACHERY_HUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Create a channel owned by you, on the hub's embedded bucket and broker
+    Create {
+        /// Channel name: 3–40 characters, segments of letters, digits, '_' or '-' joined by '.'
+        name: String,
+        #[command(flatten)]
+        hub: HubAccessArgs,
+    },
+    /// Grant roles on your channel to a node (replaces earlier grants to that node)
+    Grant {
+        channel: String,
+        /// The node's 64-hex id (`kachery node id` on that machine)
+        node_id: String,
+        /// The e-mail of the node's owner
+        owner: String,
+        /// Comma-separated roles, e.g. requestFiles,provideFiles
+        roles: String,
+        #[command(flatten)]
+        hub: HubAccessArgs,
+    },
+    /// Withdraw every role granted to a node on your channel
+    Revoke {
+        channel: String,
+        node_id: String,
+        owner: String,
+        #[command(flatten)]
+        hub: HubAccessArgs,
+    },
+    /// List the nodes of your channel with requested, granted and effective roles
+    Members {
+        channel: String,
+        #[command(flatten)]
+        hub: HubAccessArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Hub URL
+    #[arg(long, env = "KACHERY_HUB_URL")]
+    pub hub: String,
+
+    /// On a dev-login hub: get a token for this e-mail without a provider
+    #[arg(long)]
+    pub dev_email: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Files to add
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Store as cache: may be evicted when the store is over its size limit
+    #[arg(long)]
+    pub cache: bool,
+
+    /// Print JSON lines instead of URIs
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// sha1:// URI to fetch
+    pub uri: String,
+
+    /// Copy the file here once it is in the store
+    #[arg(short = 'o', long = "dest", visible_alias = "out")]
+    pub dest: Option<PathBuf>,
+
+    /// Only ask on these channels (repeatable) [default: every channel of this node]
+    #[arg(long = "channel")]
+    pub channels: Vec<String>,
+
+    /// Print JSON events instead of a progress bar
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// sha1:// URI to print
+    pub uri: String,
+
+    /// First byte to print
+    #[arg(long)]
+    pub start: Option<u64>,
+
+    /// Byte after the last one to print
+    #[arg(long)]
+    pub end: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Share this file instead of generated data
+    #[arg(long, conflicts_with = "size")]
+    pub file: Option<PathBuf>,
+
+    /// Bytes of seeded pseudo-random data to generate [default: 50000000, three chunks]
+    #[arg(long)]
+    pub size: Option<u64>,
+
+    /// Leave the hub and nodes running and print how to use them
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Print one JSON object instead of the step log
+    #[arg(long)]
+    pub json: bool,
+
+    /// Work here instead of a fresh temporary directory
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}

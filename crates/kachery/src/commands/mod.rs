@@ -1,0 +1,14 @@
+//! One module per group of subcommands. Each turns parsed arguments into calls on the
+//! library crates and prints results; none holds protocol logic.
+
+pub mod channel;
+pub mod demo;
+mod demo_nodes;
+pub mod files;
+pub mod hub;
+pub mod login;
+pub mod node;
+
+mod access;
+mod credentials;
+pub mod node_status_view;
