@@ -119,7 +119,7 @@ impl FileExchange {
                 },
                 Action::Rerequest => {
                     if let Err(give_up) = arbiter.start_round(Instant::now()) {
-                        return Err(self.give_up_error(request, give_up));
+                        return Err(self.give_up_error(request, give_up, n_corrupt));
                     }
                     let request_id = new_request_id();
                     subscription.add(request_id);
@@ -174,7 +174,9 @@ impl FileExchange {
                 Action::NeedsManifest(manifest_sha1) => {
                     return Ok(Fetched::NeedsManifest(manifest_sha1));
                 }
-                Action::GiveUp(give_up) => return Err(self.give_up_error(request, give_up)),
+                Action::GiveUp(give_up) => {
+                    return Err(self.give_up_error(request, give_up, n_corrupt));
+                }
             };
         }
     }
@@ -213,8 +215,24 @@ impl FileExchange {
         Ok(())
     }
 
-    fn give_up_error(&self, request: &ObjectRequest<'_>, give_up: GiveUp) -> LoadError {
+    /// The error for a fetch that ran out of providers. When the only copy seen was
+    /// corrupt, that is the news: the user learns the bytes exist but failed verification.
+    fn give_up_error(
+        &self,
+        request: &ObjectRequest<'_>,
+        give_up: GiveUp,
+        n_corrupt: u32,
+    ) -> LoadError {
         match give_up {
+            GiveUp::NoClaim if n_corrupt > 0 => LoadError::Integrity {
+                uri: request.uri.clone(),
+                detail: format!(
+                    "the bucket copy of {} failed verification (hash mismatch) and was \
+                     reported; no provider on channel(s) {} offered a good copy",
+                    describe(&request.key),
+                    channel_list(&request.candidates.request)
+                ),
+            },
             GiveUp::NoClaim => LoadError::NotFound {
                 uri: request.uri.clone(),
                 channels_tried: request.candidates.request.clone(),
@@ -248,6 +266,11 @@ fn no_request_channel(candidates: &Candidates) -> LoadError {
             detail: format!("no live pub-sub link on channel(s) {}", names.join(", ")),
         }
     }
+}
+
+fn channel_list(channels: &[ChannelName]) -> String {
+    let names: Vec<&str> = channels.iter().map(ChannelName::as_str).collect();
+    names.join(", ")
 }
 
 /// "chunk <sha1> (bytes a..b of <whole>)" or "blob <sha1>", for error details.
