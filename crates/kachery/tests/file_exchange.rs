@@ -138,8 +138,8 @@ fn a_killed_load_resumes_with_only_the_missing_chunks() {
         .stdout
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-        .find(|event| event["event"] == "progress")
-        .expect("the resumed load reports progress");
+        .find(|event| event["event"] == "progress" && event["chunksTotal"] == 6)
+        .expect("the resumed load reports progress on the chunks");
     assert!(
         first_progress["chunksDone"].as_u64().unwrap() >= chunks_before_kill,
         "resume started from scratch: {first_progress}"

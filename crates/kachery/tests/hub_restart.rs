@@ -10,7 +10,7 @@ fn restarting_the_hub_keeps_everything() {
     let before = net.a.run(&["channel", "members", &net.channel]).ok().stdout;
 
     // Restart the hub on the same port and data directory.
-    let addr = net.hub.url.trim_start_matches("http://").to_owned();
+    let addr = net.hub.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
     net.hub.process.terminate();
     let data_parent = net.hub.data_dir.parent().unwrap().to_path_buf();
     net.hub = start_hub_at(&data_parent, &addr);
