@@ -30,7 +30,10 @@ pub enum NetworkError {
     #[error("no live link to channel {0}")]
     NoLink(ChannelName),
     #[error("the hub refused: {code}: {message}")]
-    Refused { code: kachery_protocol::api_error::ErrorCode, message: String },
+    Refused {
+        code: kachery_protocol::api_error::ErrorCode,
+        message: String,
+    },
     #[error("the hub is unreachable")]
     HubUnreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]

@@ -282,7 +282,10 @@ mod tests {
         assert_eq!(loaded.bind, defaults.bind);
         assert_eq!(loaded.data_dir, defaults.data_dir);
         assert_eq!(loaded.dev_login, defaults.dev_login);
-        assert_eq!(loaded.embedded_bucket_quota_bytes, defaults.embedded_bucket_quota_bytes);
+        assert_eq!(
+            loaded.embedded_bucket_quota_bytes,
+            defaults.embedded_bucket_quota_bytes
+        );
     }
 
     #[test]

@@ -79,7 +79,13 @@ pub struct ErrorInfo {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: ErrorInfo { code, message: message.into(), details: None } }
+        Self {
+            error: ErrorInfo {
+                code,
+                message: message.into(),
+                details: None,
+            },
+        }
     }
 }
 

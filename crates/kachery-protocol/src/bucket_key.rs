@@ -20,9 +20,17 @@ pub enum ObjectKind {
     /// hashing to its own name.
     Blob(Sha1Hash),
     /// A subfeed segment holding messages `start..end`.
-    FeedSegment { feed_id: NodeId, subfeed_hash: Sha1Hash, start: u64, end: u64 },
+    FeedSegment {
+        feed_id: NodeId,
+        subfeed_hash: Sha1Hash,
+        start: u64,
+        end: u64,
+    },
     /// The signed head of a subfeed (replaced as the feed grows).
-    FeedHead { feed_id: NodeId, subfeed_hash: Sha1Hash },
+    FeedHead {
+        feed_id: NodeId,
+        subfeed_hash: Sha1Hash,
+    },
     /// A signed task result record.
     TaskResult(Sha1Hash),
 }
@@ -64,7 +72,10 @@ impl BucketKey {
     }
 
     pub fn task_result(channel: &ChannelName, task_hash: &Sha1Hash) -> Self {
-        Self(format!("{channel}/task_results/{}", pathify(&task_hash.to_hex())))
+        Self(format!(
+            "{channel}/task_results/{}",
+            pathify(&task_hash.to_hex())
+        ))
     }
 
     /// Parses a key back into its channel and kind; anything else is refused.
@@ -86,14 +97,28 @@ impl BucketKey {
                 let hex = unpathify(rest).ok_or_else(fail)?;
                 ObjectKind::TaskResult(Sha1Hash::parse(&hex).map_err(|_| fail())?)
             }
-            ["feeds", f1, f2, f3, f4, "subfeeds", s1, s2, s3, s4, tail @ ..] => {
+            [
+                "feeds",
+                f1,
+                f2,
+                f3,
+                f4,
+                "subfeeds",
+                s1,
+                s2,
+                s3,
+                s4,
+                tail @ ..,
+            ] => {
                 let feed_id = NodeId::parse(&unpathify(&[f1, f2, f3, f4]).ok_or_else(fail)?)
                     .map_err(|_| fail())?;
-                let subfeed_hash =
-                    Sha1Hash::parse(&unpathify(&[s1, s2, s3, s4]).ok_or_else(fail)?)
-                        .map_err(|_| fail())?;
+                let subfeed_hash = Sha1Hash::parse(&unpathify(&[s1, s2, s3, s4]).ok_or_else(fail)?)
+                    .map_err(|_| fail())?;
                 match tail {
-                    ["head"] => ObjectKind::FeedHead { feed_id, subfeed_hash },
+                    ["head"] => ObjectKind::FeedHead {
+                        feed_id,
+                        subfeed_hash,
+                    },
                     ["segments", range] => {
                         let (start, end) = range.split_once('-').ok_or_else(fail)?;
                         let start: u64 = start.parse().map_err(|_| fail())?;
@@ -101,7 +126,12 @@ impl BucketKey {
                         if end <= start || range.starts_with('+') {
                             return Err(fail());
                         }
-                        ObjectKind::FeedSegment { feed_id, subfeed_hash, start, end }
+                        ObjectKind::FeedSegment {
+                            feed_id,
+                            subfeed_hash,
+                            start,
+                            end,
+                        }
                     }
                     _ => return Err(fail()),
                 }
@@ -112,12 +142,16 @@ impl BucketKey {
         let rebuilt = match &kind {
             ObjectKind::Blob(sha1) => BucketKey::blob(&channel, sha1),
             ObjectKind::TaskResult(hash) => BucketKey::task_result(&channel, hash),
-            ObjectKind::FeedHead { feed_id, subfeed_hash } => {
-                BucketKey::feed_head(&channel, feed_id, subfeed_hash)
-            }
-            ObjectKind::FeedSegment { feed_id, subfeed_hash, start, end } => {
-                BucketKey::feed_segment(&channel, feed_id, subfeed_hash, *start, *end)
-            }
+            ObjectKind::FeedHead {
+                feed_id,
+                subfeed_hash,
+            } => BucketKey::feed_head(&channel, feed_id, subfeed_hash),
+            ObjectKind::FeedSegment {
+                feed_id,
+                subfeed_hash,
+                start,
+                end,
+            } => BucketKey::feed_segment(&channel, feed_id, subfeed_hash, *start, *end),
         };
         if rebuilt.0 != text {
             return Err(fail());
@@ -169,8 +203,14 @@ mod tests {
         let channel = ChannelName::parse("lab.one").unwrap();
         let sha1 = Sha1Hash::parse("a9993e364706816aba3e25717850c26c9cd0d89d").unwrap();
         let key = BucketKey::blob(&channel, &sha1);
-        assert_eq!(key.as_str(), "lab.one/sha1/a9/99/3e/a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(BucketKey::parse(key.as_str()).unwrap(), (channel, ObjectKind::Blob(sha1)));
+        assert_eq!(
+            key.as_str(),
+            "lab.one/sha1/a9/99/3e/a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            BucketKey::parse(key.as_str()).unwrap(),
+            (channel, ObjectKind::Blob(sha1))
+        );
     }
 
     #[test]

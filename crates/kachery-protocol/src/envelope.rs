@@ -27,7 +27,11 @@ impl SignedEnvelope {
     ) -> Result<Self, CanonicalError> {
         let body = serde_json::to_value(body).expect("protocol bodies serialize to JSON");
         let signature = signing::sign(key, purpose, &body)?;
-        Ok(Self { body, node_id: signing::node_id_of(key), signature })
+        Ok(Self {
+            body,
+            node_id: signing::node_id_of(key),
+            signature,
+        })
     }
 
     /// Verifies the signature of `nodeId` over the body for `purpose`.

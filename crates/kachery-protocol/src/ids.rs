@@ -11,7 +11,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[non_exhaustive]
 pub enum IdError {
     #[error("invalid {kind} {value:?}: expected {expected}")]
-    Malformed { kind: &'static str, value: String, expected: &'static str },
+    Malformed {
+        kind: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 fn malformed(kind: &'static str, value: &str, expected: &'static str) -> IdError {
@@ -19,7 +23,11 @@ fn malformed(kind: &'static str, value: &str, expected: &'static str) -> IdError
     if shown.len() < value.len() {
         shown.push('…');
     }
-    IdError::Malformed { kind, value: shown, expected }
+    IdError::Malformed {
+        kind,
+        value: shown,
+        expected,
+    }
 }
 
 fn decode_lower_hex<const N: usize>(
@@ -27,7 +35,9 @@ fn decode_lower_hex<const N: usize>(
     kind: &'static str,
     expected: &'static str,
 ) -> Result<[u8; N], IdError> {
-    let is_lower_hex = value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let is_lower_hex = value
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if value.len() != N * 2 || !is_lower_hex {
         return Err(malformed(kind, value, expected));
     }
@@ -188,7 +198,9 @@ impl ChannelName {
             "3 to 40 characters: letters, digits, '_' and '-', in non-empty segments joined by '.'";
         let segments_ok = text.split('.').all(|segment| {
             !segment.is_empty()
-                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         });
         if !(3..=40).contains(&text.len()) || !segments_ok {
             return Err(malformed("channel name", text, EXPECTED));
@@ -240,7 +252,13 @@ impl Label {
         let cleaned: String = text
             .trim()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || " ._@-".contains(c) { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || " ._@-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(40)
             .collect();
         Self::parse(&cleaned).unwrap_or_else(|_| Self("node".to_owned()))
@@ -273,7 +291,9 @@ impl Email {
     pub fn parse(text: &str) -> Result<Self, IdError> {
         let normalized = text.trim().to_lowercase();
         let valid = normalized.len() <= 254
-            && !normalized.chars().any(|c| c.is_whitespace() || c.is_control())
+            && !normalized
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
             && match normalized.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
@@ -284,7 +304,11 @@ impl Email {
                 None => false,
             };
         if !valid {
-            return Err(malformed("e-mail", text, "an address like name@example.org"));
+            return Err(malformed(
+                "e-mail",
+                text,
+                "an address like name@example.org",
+            ));
         }
         Ok(Self(normalized))
     }
@@ -322,8 +346,14 @@ mod tests {
 
     #[test]
     fn sha1_of_known_input() {
-        assert_eq!(Sha1Hash::of(b"").to_string(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(Sha1Hash::of(b"abc").to_string(), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            Sha1Hash::of(b"").to_string(),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+        assert_eq!(
+            Sha1Hash::of(b"abc").to_string(),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
     }
 
     #[test]
@@ -331,14 +361,26 @@ mod tests {
         for good in ["abc", "lab.ephys", "a-b_c.d1", &"x".repeat(40)] {
             assert!(ChannelName::parse(good).is_ok(), "{good}");
         }
-        for bad in ["ab", "a..b", ".abc", "abc.", "a b c", "ab/c", &"x".repeat(41), "ab>c"] {
+        for bad in [
+            "ab",
+            "a..b",
+            ".abc",
+            "abc.",
+            "a b c",
+            "ab/c",
+            &"x".repeat(41),
+            "ab>c",
+        ] {
             assert!(ChannelName::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn emails_are_normalized() {
-        assert_eq!(Email::parse("  Alice@Example.ORG ").unwrap().as_str(), "alice@example.org");
+        assert_eq!(
+            Email::parse("  Alice@Example.ORG ").unwrap().as_str(),
+            "alice@example.org"
+        );
         for bad in ["alice", "@x.org", "a@b", "a@@b.org", "a b@c.org", "a@.org"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
@@ -346,7 +388,10 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(Label::parse("  lab node 1 ").unwrap().as_str(), "lab node 1");
+        assert_eq!(
+            Label::parse("  lab node 1 ").unwrap().as_str(),
+            "lab node 1"
+        );
         assert!(Label::parse("").is_err());
         assert!(Label::parse("a/b").is_err());
         assert_eq!(Label::sanitized("host/name").as_str(), "host-name");

@@ -26,7 +26,10 @@ mod tests {
 
     #[test]
     fn members_are_sorted_and_whitespace_removed() {
-        assert_eq!(canonical(r#"{ "b": 1, "a": [ true, null ] }"#), r#"{"a":[true,null],"b":1}"#);
+        assert_eq!(
+            canonical(r#"{ "b": 1, "a": [ true, null ] }"#),
+            r#"{"a":[true,null],"b":1}"#
+        );
     }
 
     /// RFC 8785 §3.2.3: keys sort by UTF-16 code units, not by code points or UTF-8.
@@ -41,7 +44,15 @@ mod tests {
             "\u0080": "Control",
             "\u00f6": "Latin Small Letter O With Diaeresis"
         }"#;
-        let expected_order = ["\r", "1", "\u{80}", "\u{f6}", "\u{20ac}", "\u{1f600}", "\u{fb33}"];
+        let expected_order = [
+            "\r",
+            "1",
+            "\u{80}",
+            "\u{f6}",
+            "\u{20ac}",
+            "\u{1f600}",
+            "\u{fb33}",
+        ];
         let output: serde_json::Value = serde_json::from_str(&canonical(input)).unwrap();
         let text = canonical(input);
         let mut last = 0;
@@ -71,7 +82,11 @@ mod tests {
             ("-9007199254740991", "-9007199254740991"),
         ];
         for (input, expected) in cases {
-            assert_eq!(canonical(&format!("[{input}]")), format!("[{expected}]"), "input {input}");
+            assert_eq!(
+                canonical(&format!("[{input}]")),
+                format!("[{expected}]"),
+                "input {input}"
+            );
         }
     }
 

@@ -26,7 +26,7 @@ pub mod uri;
 pub mod user_api;
 
 pub use envelope::SignedEnvelope;
-pub use ids::{ChannelName, Email, IdError, Label, Nonce, NodeId, Sha1Hash};
+pub use ids::{ChannelName, Email, IdError, Label, NodeId, Nonce, Sha1Hash};
 pub use manifest::{CHUNK_SIZE, Manifest, ManifestChunk};
 pub use roles::{Band, Role, RoleSet};
 pub use signing::Purpose;

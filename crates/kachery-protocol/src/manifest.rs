@@ -81,14 +81,22 @@ impl Manifest {
     /// The exact manifest bytes [C]: this key order, no whitespace, decimal integers.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut text = String::with_capacity(64 + self.chunks.len() * 80);
-        write!(text, r#"{{"size":{},"sha1":"{}","chunks":["#, self.size, self.sha1)
-            .expect("writing to a String cannot fail");
+        write!(
+            text,
+            r#"{{"size":{},"sha1":"{}","chunks":["#,
+            self.size, self.sha1
+        )
+        .expect("writing to a String cannot fail");
         for (idx, chunk) in self.chunks.iter().enumerate() {
             if idx > 0 {
                 text.push(',');
             }
-            write!(text, r#"{{"start":{},"end":{},"sha1":"{}"}}"#, chunk.start, chunk.end, chunk.sha1)
-                .expect("writing to a String cannot fail");
+            write!(
+                text,
+                r#"{{"start":{},"end":{},"sha1":"{}"}}"#,
+                chunk.start, chunk.end, chunk.sha1
+            )
+            .expect("writing to a String cannot fail");
         }
         text.push_str("]}");
         text.into_bytes()
@@ -111,7 +119,11 @@ impl Manifest {
             chunks: wire
                 .chunks
                 .into_iter()
-                .map(|chunk| ManifestChunk { start: chunk.start, end: chunk.end, sha1: chunk.sha1 })
+                .map(|chunk| ManifestChunk {
+                    start: chunk.start,
+                    end: chunk.end,
+                    sha1: chunk.sha1,
+                })
                 .collect(),
         };
         if manifest.size <= CHUNK_SIZE || manifest.chunks.is_empty() {
@@ -151,7 +163,10 @@ mod tests {
     #[test]
     fn chunk_ranges_cover_the_file() {
         assert_eq!(chunk_ranges(0).count(), 0);
-        assert_eq!(chunk_ranges(CHUNK_SIZE).collect::<Vec<_>>(), vec![(0, CHUNK_SIZE)]);
+        assert_eq!(
+            chunk_ranges(CHUNK_SIZE).collect::<Vec<_>>(),
+            vec![(0, CHUNK_SIZE)]
+        );
         assert_eq!(
             chunk_ranges(CHUNK_SIZE + 1).collect::<Vec<_>>(),
             vec![(0, CHUNK_SIZE), (CHUNK_SIZE, CHUNK_SIZE + 1)]
@@ -165,8 +180,16 @@ mod tests {
             size: CHUNK_SIZE + 1,
             sha1: hash(0xaa),
             chunks: vec![
-                ManifestChunk { start: 0, end: CHUNK_SIZE, sha1: hash(0x01) },
-                ManifestChunk { start: CHUNK_SIZE, end: CHUNK_SIZE + 1, sha1: hash(0x02) },
+                ManifestChunk {
+                    start: 0,
+                    end: CHUNK_SIZE,
+                    sha1: hash(0x01),
+                },
+                ManifestChunk {
+                    start: CHUNK_SIZE,
+                    end: CHUNK_SIZE + 1,
+                    sha1: hash(0x02),
+                },
             ],
         };
         let expected = format!(
@@ -180,7 +203,10 @@ mod tests {
             "02".repeat(20)
         );
         assert_eq!(String::from_utf8(manifest.to_bytes()).unwrap(), expected);
-        assert_eq!(Manifest::parse_canonical(expected.as_bytes()).unwrap(), manifest);
+        assert_eq!(
+            Manifest::parse_canonical(expected.as_bytes()).unwrap(),
+            manifest
+        );
     }
 
     #[test]
@@ -189,20 +215,32 @@ mod tests {
             r#"{{"size":20000002,"sha1":"{h}","chunks":[{{"start":0,"end":20000000,"sha1":"{h}"}},{{"start":20000001,"end":20000002,"sha1":"{h}"}}]}}"#,
             h = "ab".repeat(20)
         );
-        assert_eq!(Manifest::parse(bad_gap.as_bytes()), Err(ManifestError::BadChunkLayout));
+        assert_eq!(
+            Manifest::parse(bad_gap.as_bytes()),
+            Err(ManifestError::BadChunkLayout)
+        );
 
         let single = format!(
             r#"{{"size":5,"sha1":"{h}","chunks":[{{"start":0,"end":5,"sha1":"{h}"}}]}}"#,
             h = "ab".repeat(20)
         );
-        assert_eq!(Manifest::parse(single.as_bytes()), Err(ManifestError::NotChunked));
-        assert!(matches!(Manifest::parse(b"not json"), Err(ManifestError::Shape(_))));
+        assert_eq!(
+            Manifest::parse(single.as_bytes()),
+            Err(ManifestError::NotChunked)
+        );
+        assert!(matches!(
+            Manifest::parse(b"not json"),
+            Err(ManifestError::Shape(_))
+        ));
 
         let spaced = format!(
             r#"{{"size": 20000001,"sha1":"{h}","chunks":[{{"start":0,"end":20000000,"sha1":"{h}"}},{{"start":20000000,"end":20000001,"sha1":"{h}"}}]}}"#,
             h = "ab".repeat(20)
         );
         assert!(Manifest::parse(spaced.as_bytes()).is_ok());
-        assert_eq!(Manifest::parse_canonical(spaced.as_bytes()), Err(ManifestError::NotCanonical));
+        assert_eq!(
+            Manifest::parse_canonical(spaced.as_bytes()),
+            Err(ManifestError::NotCanonical)
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::bucket_key::BucketKey;
-use crate::ids::{ChannelName, Email, Label, Nonce, NodeId, Sha1Hash};
+use crate::ids::{ChannelName, Email, Label, NodeId, Nonce, Sha1Hash};
 use crate::roles::{Band, RoleSet};
 
 /// The body every node-API envelope carries.
@@ -172,9 +172,11 @@ pub enum PubsubCredential {
 impl std::fmt::Debug for PubsubCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PubsubCredential::Embedded { url, .. } => {
-                f.debug_struct("Embedded").field("url", url).field("token", &"<redacted>").finish()
-            }
+            PubsubCredential::Embedded { url, .. } => f
+                .debug_struct("Embedded")
+                .field("url", url)
+                .field("token", &"<redacted>")
+                .finish(),
         }
     }
 }
@@ -195,9 +197,19 @@ pub enum UploadItem {
     #[serde(rename_all = "camelCase")]
     TaskPayload { sha1: Sha1Hash, size: u64 },
     #[serde(rename_all = "camelCase")]
-    FeedSegment { feed_id: NodeId, subfeed_hash: Sha1Hash, start: u64, end: u64, size: u64 },
+    FeedSegment {
+        feed_id: NodeId,
+        subfeed_hash: Sha1Hash,
+        start: u64,
+        end: u64,
+        size: u64,
+    },
     #[serde(rename_all = "camelCase")]
-    FeedHead { feed_id: NodeId, subfeed_hash: Sha1Hash, size: u64 },
+    FeedHead {
+        feed_id: NodeId,
+        subfeed_hash: Sha1Hash,
+        size: u64,
+    },
     #[serde(rename_all = "camelCase")]
     TaskResult { task_hash: Sha1Hash, size: u64 },
 }
@@ -291,7 +303,10 @@ mod tests {
 
     #[test]
     fn upload_items_are_tagged_by_kind() {
-        let item = UploadItem::File { sha1: Sha1Hash::of(b"x"), size: 1 };
+        let item = UploadItem::File {
+            sha1: Sha1Hash::of(b"x"),
+            size: 1,
+        };
         let value = serde_json::to_value(&item).unwrap();
         assert_eq!(value["kind"], "file");
         assert_eq!(value["size"], 1);

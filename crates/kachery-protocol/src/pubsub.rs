@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{ChannelName, Nonce, NodeId, Sha1Hash};
+use crate::ids::{ChannelName, NodeId, Nonce, Sha1Hash};
 use crate::roles::Band;
 use crate::signing::{self, Purpose};
 
@@ -49,9 +49,16 @@ pub enum PubsubMessage {
         exclude: Vec<NodeId>,
     },
     #[serde(rename_all = "camelCase")]
-    AcceptClaim { request_id: RequestId, provider: NodeId },
+    AcceptClaim {
+        request_id: RequestId,
+        provider: NodeId,
+    },
     #[serde(rename_all = "camelCase")]
-    FileStatus { request_id: RequestId, file_key: FileKey, status: FileStatus },
+    FileStatus {
+        request_id: RequestId,
+        file_key: FileKey,
+        status: FileStatus,
+    },
     /// The channel test's probe; only ever on the probe band.
     #[serde(rename_all = "camelCase")]
     Probe { probe_id: Nonce },
@@ -93,7 +100,10 @@ pub struct ChunkOf {
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum FileStatus {
     Claimed,
-    Uploading { bytes: u64, total: u64 },
+    Uploading {
+        bytes: u64,
+        total: u64,
+    },
     Uploaded,
     #[serde(rename_all = "camelCase")]
     Failed {
@@ -140,7 +150,11 @@ impl PubsubEnvelope {
         let value = serde_json::to_value(body).expect("pubsub bodies serialize to JSON");
         let signature =
             signing::sign(key, Purpose::Pubsub, &value).expect("pubsub bodies are canonical");
-        Self { body: value, from_node_id: signing::node_id_of(key), signature }
+        Self {
+            body: value,
+            from_node_id: signing::node_id_of(key),
+            signature,
+        }
     }
 }
 
@@ -154,7 +168,9 @@ pub fn check_received(
     now_ms: i64,
     mut seen_nonce: impl FnMut(&NodeId, &Nonce) -> bool,
 ) -> Result<PubsubBody, DropReason> {
-    let encoded_len = serde_json::to_vec(envelope).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    let encoded_len = serde_json::to_vec(envelope)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
     if encoded_len > crate::limits::MAX_PUBSUB_ENVELOPE_BYTES {
         return Err(DropReason::TooLarge);
     }
@@ -169,8 +185,13 @@ pub fn check_received(
     if !signing::is_fresh(body.timestamp, now_ms, crate::limits::MAX_CLOCK_SKEW_MS) {
         return Err(DropReason::Stale);
     }
-    signing::verify(&envelope.from_node_id, Purpose::Pubsub, &envelope.body, &envelope.signature)
-        .map_err(|_| DropReason::BadSignature)?;
+    signing::verify(
+        &envelope.from_node_id,
+        Purpose::Pubsub,
+        &envelope.body,
+        &envelope.signature,
+    )
+    .map_err(|_| DropReason::BadSignature)?;
     if seen_nonce(&envelope.from_node_id, &body.nonce) {
         return Err(DropReason::Replayed);
     }
@@ -182,11 +203,20 @@ pub fn check_received(
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum BrokerClientFrame {
     /// First frame: the token from getPubsubCredential.
-    Auth { token: String },
+    Auth {
+        token: String,
+    },
     /// A fresh token on the open socket before the old one expires.
-    Reauth { token: String },
-    Sub { band: Band },
-    Pub { band: Band, batch: BrokerBatch },
+    Reauth {
+        token: String,
+    },
+    Sub {
+        band: Band,
+    },
+    Pub {
+        band: Band,
+        batch: BrokerBatch,
+    },
 }
 
 /// Frames the embedded broker sends.
@@ -195,11 +225,23 @@ pub enum BrokerClientFrame {
 pub enum BrokerServerFrame {
     /// The token was accepted; these are the allowed bands until `expiresAt`.
     #[serde(rename_all = "camelCase")]
-    Ready { expires_at: i64, publish: Vec<Band>, subscribe: Vec<Band> },
-    Msg { band: Band, batch: BrokerBatch },
-    Err { code: String, message: String },
+    Ready {
+        expires_at: i64,
+        publish: Vec<Band>,
+        subscribe: Vec<Band>,
+    },
+    Msg {
+        band: Band,
+        batch: BrokerBatch,
+    },
+    Err {
+        code: String,
+        message: String,
+    },
     /// The node lost its roles on this channel, or the token expired; the socket closes.
-    Revoked { reason: String },
+    Revoked {
+        reason: String,
+    },
 }
 
 #[cfg(test)]
@@ -215,7 +257,11 @@ mod tests {
             nonce: Nonce::from_bytes([1; 16]),
             message: PubsubMessage::RequestFile {
                 request_id: Nonce::from_bytes([2; 16]),
-                file_key: FileKey { sha1: Sha1Hash::of(b"x"), manifest_sha1: None, chunk_of: None },
+                file_key: FileKey {
+                    sha1: Sha1Hash::of(b"x"),
+                    manifest_sha1: None,
+                    chunk_of: None,
+                },
                 exclude: vec![],
             },
         }
@@ -228,9 +274,25 @@ mod tests {
         let envelope = PubsubEnvelope::seal(&key, &body("lab.one", 1_000));
         let mut seen = std::collections::HashSet::new();
         let mut remember = |node: &NodeId, nonce: &Nonce| !seen.insert((*node, *nonce));
-        assert!(check_received(&envelope, Band::RequestFiles, &channel, 2_000, &mut remember).is_ok());
+        assert!(
+            check_received(
+                &envelope,
+                Band::RequestFiles,
+                &channel,
+                2_000,
+                &mut remember
+            )
+            .is_ok()
+        );
         assert_eq!(
-            check_received(&envelope, Band::RequestFiles, &channel, 2_000, &mut remember).unwrap_err(),
+            check_received(
+                &envelope,
+                Band::RequestFiles,
+                &channel,
+                2_000,
+                &mut remember
+            )
+            .unwrap_err(),
             DropReason::Replayed
         );
     }
@@ -260,7 +322,10 @@ mod tests {
 
     #[test]
     fn file_status_wire_form() {
-        let status = FileStatus::Uploading { bytes: 5, total: 10 };
+        let status = FileStatus::Uploading {
+            bytes: 5,
+            total: 10,
+        };
         assert_eq!(
             serde_json::to_string(&status).unwrap(),
             r#"{"state":"uploading","bytes":5,"total":10}"#

@@ -48,12 +48,15 @@ impl Role {
     }
 
     pub fn parse(text: &str) -> Result<Self, IdError> {
-        Role::ALL.into_iter().find(|role| role.name() == text).ok_or_else(|| IdError::Malformed {
-            kind: "role",
-            value: text.chars().take(40).collect(),
-            expected: "one of requestFiles, provideFiles, requestFeeds, provideFeeds, \
+        Role::ALL
+            .into_iter()
+            .find(|role| role.name() == text)
+            .ok_or_else(|| IdError::Malformed {
+                kind: "role",
+                value: text.chars().take(40).collect(),
+                expected: "one of requestFiles, provideFiles, requestFeeds, provideFeeds, \
                        requestTasks, provideTasks",
-        })
+            })
     }
 }
 
@@ -128,7 +131,9 @@ impl RoleSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Role> {
-        Role::ALL.into_iter().filter(move |role| self.contains(*role))
+        Role::ALL
+            .into_iter()
+            .filter(move |role| self.contains(*role))
     }
 
     /// Effective roles (SPEC §5.2): requested ∩ (granted ∪ passcode roles).
@@ -142,9 +147,24 @@ impl RoleSet {
     pub fn capability(self) -> Capability {
         let mut capability = Capability::default();
         let kinds = [
-            (Role::RequestFiles, Role::ProvideFiles, Band::RequestFiles, Band::ProvideFiles),
-            (Role::RequestFeeds, Role::ProvideFeeds, Band::RequestFeeds, Band::ProvideFeeds),
-            (Role::RequestTasks, Role::ProvideTasks, Band::RequestTasks, Band::ProvideTasks),
+            (
+                Role::RequestFiles,
+                Role::ProvideFiles,
+                Band::RequestFiles,
+                Band::ProvideFiles,
+            ),
+            (
+                Role::RequestFeeds,
+                Role::ProvideFeeds,
+                Band::RequestFeeds,
+                Band::ProvideFeeds,
+            ),
+            (
+                Role::RequestTasks,
+                Role::ProvideTasks,
+                Band::RequestTasks,
+                Band::ProvideTasks,
+            ),
         ];
         for (request_role, provide_role, request_band, provide_band) in kinds {
             if self.contains(request_role) {
@@ -279,8 +299,13 @@ mod tests {
 
     #[test]
     fn wire_form_is_names_in_bit_order() {
-        let roles: RoleSet = [Role::ProvideTasks, Role::RequestFiles].into_iter().collect();
-        assert_eq!(serde_json::to_string(&roles).unwrap(), r#"["requestFiles","provideTasks"]"#);
+        let roles: RoleSet = [Role::ProvideTasks, Role::RequestFiles]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            serde_json::to_string(&roles).unwrap(),
+            r#"["requestFiles","provideTasks"]"#
+        );
         assert_eq!(roles.bits(), 33);
         let parsed: RoleSet = serde_json::from_str(r#"["provideTasks","requestFiles"]"#).unwrap();
         assert_eq!(parsed, roles);
@@ -333,8 +358,14 @@ mod tests {
 
         let both: RoleSet = "requestFiles,provideFiles".parse().unwrap();
         let capability = both.capability();
-        assert_eq!(capability.publish, vec![Band::RequestFiles, Band::ProvideFiles]);
-        assert_eq!(capability.subscribe, vec![Band::RequestFiles, Band::ProvideFiles]);
+        assert_eq!(
+            capability.publish,
+            vec![Band::RequestFiles, Band::ProvideFiles]
+        );
+        assert_eq!(
+            capability.subscribe,
+            vec![Band::RequestFiles, Band::ProvideFiles]
+        );
 
         assert!(RoleSet::EMPTY.capability().is_empty());
         assert!(!RoleSet::ALL.capability().publish.contains(&Band::Probe));
@@ -343,8 +374,17 @@ mod tests {
     #[test]
     fn band_names_per_backend() {
         let channel = crate::ChannelName::parse("lab.one").unwrap();
-        assert_eq!(Band::RequestFiles.embedded_topic(&channel), "lab.one/requestFiles");
-        assert_eq!(Band::ProvideFeeds.nats_subject(&channel), "kachery.lab.one.provideFeeds");
-        assert_eq!(Band::RequestTasks.ably_channel(&channel), "lab.one-requestTasks");
+        assert_eq!(
+            Band::RequestFiles.embedded_topic(&channel),
+            "lab.one/requestFiles"
+        );
+        assert_eq!(
+            Band::ProvideFeeds.nats_subject(&channel),
+            "kachery.lab.one.provideFeeds"
+        );
+        assert_eq!(
+            Band::RequestTasks.ably_channel(&channel),
+            "lab.one-requestTasks"
+        );
     }
 }

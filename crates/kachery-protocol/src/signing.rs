@@ -77,16 +77,22 @@ pub fn verify(
     signature_hex: &str,
 ) -> Result<(), VerifyError> {
     let mut signature_bytes = [0u8; 64];
-    let is_lower_hex = signature_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let is_lower_hex = signature_hex
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if signature_hex.len() != 128 || !is_lower_hex {
         return Err(VerifyError::MalformedSignature);
     }
     hex::decode_to_slice(signature_hex, &mut signature_bytes)
         .map_err(|_| VerifyError::MalformedSignature)?;
     let signature = ed25519_dalek::Signature::from_bytes(&signature_bytes);
-    let verifying_key = signer.verifying_key().map_err(|_| VerifyError::InvalidSigner)?;
+    let verifying_key = signer
+        .verifying_key()
+        .map_err(|_| VerifyError::InvalidSigner)?;
     let input = signing_input(purpose, body)?;
-    verifying_key.verify_strict(&input, &signature).map_err(|_| VerifyError::Mismatch)
+    verifying_key
+        .verify_strict(&input, &signature)
+        .map_err(|_| VerifyError::Mismatch)
 }
 
 /// The node id of a signing key.
@@ -120,9 +126,18 @@ mod tests {
         let body = json!({"type": "report", "timestamp": 1_700_000_000_000i64});
         let signature = sign(&fixed_key(), Purpose::HubRequest, &body).unwrap();
         // Ed25519 is deterministic: the same key and input always give these bytes.
-        assert_eq!(signature, sign(&fixed_key(), Purpose::HubRequest, &body).unwrap());
+        assert_eq!(
+            signature,
+            sign(&fixed_key(), Purpose::HubRequest, &body).unwrap()
+        );
         assert_eq!(signature.len(), 128);
-        verify(&node_id_of(&fixed_key()), Purpose::HubRequest, &body, &signature).unwrap();
+        verify(
+            &node_id_of(&fixed_key()),
+            Purpose::HubRequest,
+            &body,
+            &signature,
+        )
+        .unwrap();
     }
 
     #[test]

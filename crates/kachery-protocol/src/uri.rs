@@ -12,8 +12,15 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 use crate::ids::{NodeId, Sha1Hash};
 
 /// Characters escaped in a URI label: everything that would end or split the path.
-const LABEL_ESCAPES: &AsciiSet =
-    &CONTROLS.add(b' ').add(b'/').add(b'?').add(b'#').add(b'%').add(b'"').add(b'<').add(b'>');
+const LABEL_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#')
+    .add(b'%')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>');
 
 /// Why a string is not a usable kachery URI.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +56,10 @@ pub enum KacheryUri {
 }
 
 fn malformed(uri: &str, reason: impl Into<String>) -> UriError {
-    UriError::Malformed { uri: uri.chars().take(200).collect(), reason: reason.into() }
+    UriError::Malformed {
+        uri: uri.chars().take(200).collect(),
+        reason: reason.into(),
+    }
 }
 
 impl KacheryUri {
@@ -64,7 +74,9 @@ impl KacheryUri {
         if text.starts_with("sha1dir://") {
             return Err(UriError::DirectoryUnsupported);
         }
-        Err(UriError::UnsupportedScheme(text.chars().take(200).collect()))
+        Err(UriError::UnsupportedScheme(
+            text.chars().take(200).collect(),
+        ))
     }
 }
 
@@ -79,7 +91,11 @@ impl FileUri {
     /// The URI `kachery store` prints for a file named `label`.
     pub fn new(sha1: Sha1Hash, label: Option<&str>, manifest: Option<Sha1Hash>) -> Self {
         let label = label.filter(|label| !label.is_empty()).map(str::to_owned);
-        Self { sha1, label, manifest }
+        Self {
+            sha1,
+            label,
+            manifest,
+        }
     }
 }
 
@@ -92,7 +108,9 @@ fn parse_file(uri: &str, rest: &str) -> Result<FileUri, UriError> {
         Some((hash, label)) => (hash, Some(label)),
         None => (path, None),
     };
-    let hash_text = hash_segment.split_once('.').map_or(hash_segment, |(hash, _ext)| hash);
+    let hash_text = hash_segment
+        .split_once('.')
+        .map_or(hash_segment, |(hash, _ext)| hash);
     let sha1 = Sha1Hash::parse(hash_text)
         .map_err(|_| malformed(uri, "the hash must be 40 lowercase hex characters"))?;
 
@@ -107,7 +125,11 @@ fn parse_file(uri: &str, rest: &str) -> Result<FileUri, UriError> {
     };
 
     let mut manifest = None;
-    for pair in query.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if key == "manifest" {
             let parsed = Sha1Hash::parse(value)
@@ -115,7 +137,11 @@ fn parse_file(uri: &str, rest: &str) -> Result<FileUri, UriError> {
             manifest = Some(parsed);
         }
     }
-    Ok(FileUri { sha1, label, manifest })
+    Ok(FileUri {
+        sha1,
+        label,
+        manifest,
+    })
 }
 
 fn parse_feed(uri: &str, rest: &str) -> Result<FeedUri, UriError> {
@@ -185,12 +211,15 @@ mod tests {
 
     #[test]
     fn parses_the_forms_kachery_prints() {
-        let uri = FileUri::parse(&format!("sha1://{HASH}/rec%20one.dat?manifest={MANIFEST}"))
-            .unwrap();
+        let uri =
+            FileUri::parse(&format!("sha1://{HASH}/rec%20one.dat?manifest={MANIFEST}")).unwrap();
         assert_eq!(uri.sha1.to_string(), HASH);
         assert_eq!(uri.label.as_deref(), Some("rec one.dat"));
         assert_eq!(uri.manifest.unwrap().to_string(), MANIFEST);
-        assert_eq!(uri.to_string(), format!("sha1://{HASH}/rec%20one.dat?manifest={MANIFEST}"));
+        assert_eq!(
+            uri.to_string(),
+            format!("sha1://{HASH}/rec%20one.dat?manifest={MANIFEST}")
+        );
 
         let bare = FileUri::parse(&format!("sha1://{HASH}")).unwrap();
         assert_eq!(bare.label, None);
@@ -208,24 +237,35 @@ mod tests {
 
     #[test]
     fn rejects_bad_uris_with_reasons() {
-        assert!(matches!(KacheryUri::parse("http://x"), Err(UriError::UnsupportedScheme(_))));
+        assert!(matches!(
+            KacheryUri::parse("http://x"),
+            Err(UriError::UnsupportedScheme(_))
+        ));
         assert!(matches!(
             KacheryUri::parse(&format!("sha1dir://{HASH}")),
             Err(UriError::DirectoryUnsupported)
         ));
-        assert!(matches!(KacheryUri::parse("sha1://xyz"), Err(UriError::Malformed { .. })));
+        assert!(matches!(
+            KacheryUri::parse("sha1://xyz"),
+            Err(UriError::Malformed { .. })
+        ));
         assert!(matches!(
             KacheryUri::parse(&format!("sha1://{HASH}?manifest=nothex")),
             Err(UriError::Malformed { .. })
         ));
-        assert!(matches!(KacheryUri::parse(""), Err(UriError::UnsupportedScheme(_))));
+        assert!(matches!(
+            KacheryUri::parse(""),
+            Err(UriError::UnsupportedScheme(_))
+        ));
     }
 
     #[test]
     fn feed_uris() {
         let id = "b".repeat(64);
         let uri = KacheryUri::parse(&format!("feed://{id}/main%2Flog")).unwrap();
-        let KacheryUri::Feed(feed) = &uri else { panic!("expected a feed uri") };
+        let KacheryUri::Feed(feed) = &uri else {
+            panic!("expected a feed uri")
+        };
         assert_eq!(feed.subfeed.as_deref(), Some("main/log"));
         assert_eq!(uri.to_string(), format!("feed://{id}/main%2Flog"));
     }

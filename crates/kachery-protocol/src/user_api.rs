@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::SignedEnvelope;
-use crate::ids::{ChannelName, Email, Label, Nonce, NodeId};
+use crate::ids::{ChannelName, Email, Label, NodeId, Nonce};
 use crate::node_api::ReadMode;
 use crate::roles::RoleSet;
 
@@ -171,7 +171,9 @@ pub struct ApiTokenResponse {
 
 impl std::fmt::Debug for ApiTokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiTokenResponse").field("expires_at", &self.expires_at).finish()
+        f.debug_struct("ApiTokenResponse")
+            .field("expires_at", &self.expires_at)
+            .finish()
     }
 }
 

@@ -28,7 +28,10 @@ pub enum FailureKind {
 
 impl Failure {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
@@ -67,19 +70,23 @@ impl Failure {
 /// The exit code for an error chain: a [`Failure`] decides; otherwise a hub or daemon
 /// error is classified by its code (unreachable → 6, not found → 3, refused → 4).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if let Some(failure) = err.chain().find_map(|cause| cause.downcast_ref::<Failure>()) {
+    if let Some(failure) = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Failure>())
+    {
         return failure.code();
     }
-    let Some(api_error) = err.chain().find_map(|cause| cause.downcast_ref::<ApiError>()) else {
+    let Some(api_error) = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ApiError>())
+    else {
         return 1;
     };
     if api_error.is_unreachable() || matches!(api_error, ApiError::TimedOut { .. }) {
         return 6;
     }
     match api_error.code() {
-        Some(
-            ErrorCode::NotFound | ErrorCode::ChannelNotFound | ErrorCode::NodeNotRegistered,
-        ) => 3,
+        Some(ErrorCode::NotFound | ErrorCode::ChannelNotFound | ErrorCode::NodeNotRegistered) => 3,
         Some(
             ErrorCode::Unauthenticated
             | ErrorCode::TokenExpired
@@ -88,7 +95,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             | ErrorCode::MissingRole
             | ErrorCode::NoRoles,
         ) => 4,
-        Some(ErrorCode::ValidationFailed | ErrorCode::BadRequest | ErrorCode::RegistrationInvalid) => 2,
+        Some(
+            ErrorCode::ValidationFailed | ErrorCode::BadRequest | ErrorCode::RegistrationInvalid,
+        ) => 2,
         _ => 1,
     }
 }

@@ -13,7 +13,11 @@ fn demo(args: &[&str]) -> serde_json::Value {
         .output()
         .expect("the demo runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_str(&stdout).expect("demo --json prints one JSON object")
 }
 
@@ -24,7 +28,10 @@ fn demo_shares_a_small_file() {
     assert_eq!(summary["size"], 1000);
     assert_eq!(summary["chunks"], 1);
     let uri = summary["uri"].as_str().unwrap();
-    assert!(uri.starts_with("sha1://") && !uri.contains("manifest="), "{uri}");
+    assert!(
+        uri.starts_with("sha1://") && !uri.contains("manifest="),
+        "{uri}"
+    );
 }
 
 #[test]
@@ -37,5 +44,8 @@ fn demo_shares_a_real_three_chunk_file() {
     assert_eq!(summary["chunks"], 3);
     let uri = summary["uri"].as_str().unwrap();
     assert!(uri.contains("/recording.dat?manifest="), "{uri}");
-    assert!(uri.starts_with(&format!("sha1://{}", sha1sum(&input))), "{uri}");
+    assert!(
+        uri.starts_with(&format!("sha1://{}", sha1sum(&input))),
+        "{uri}"
+    );
 }

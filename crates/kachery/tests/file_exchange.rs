@@ -12,20 +12,39 @@ fn small_and_chunked_files_travel_from_a_to_b() {
 
     let small = net.dir.path().join("small.txt");
     std::fs::write(&small, b"spikes and local field potentials\n").unwrap();
-    let small_uri = net.a.run(&["store", small.to_str().unwrap()]).ok().stdout.trim().to_owned();
-    assert!(small_uri.starts_with(&format!("sha1://{}/small.txt", sha1sum(&small))), "{small_uri}");
+    let small_uri = net
+        .a
+        .run(&["store", small.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(
+        small_uri.starts_with(&format!("sha1://{}/small.txt", sha1sum(&small))),
+        "{small_uri}"
+    );
 
     let out = net.dir.path().join("small-copy.txt");
-    net.b.run(&["load", &small_uri, "-o", out.to_str().unwrap()]).ok();
+    net.b
+        .run(&["load", &small_uri, "-o", out.to_str().unwrap()])
+        .ok();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&small).unwrap());
 
     let big = net.dir.path().join("big.bin");
     write_random_file(&big, 3 * 20_000_000 - 5, 11);
-    let big_uri = net.a.run(&["store", big.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let big_uri = net
+        .a
+        .run(&["store", big.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
     assert!(big_uri.contains("?manifest="), "{big_uri}");
 
     let big_out = net.dir.path().join("big-copy.bin");
-    net.b.run(&["load", &big_uri, "--dest", big_out.to_str().unwrap()]).ok();
+    net.b
+        .run(&["load", &big_uri, "--dest", big_out.to_str().unwrap()])
+        .ok();
     assert_eq!(sha1sum(&big_out), sha1sum(&big));
 
     // Now a local hit: cat needs no network.
@@ -39,7 +58,11 @@ fn a_uri_nobody_has_fails_within_seconds_naming_the_channel() {
     let started = Instant::now();
     let missing = "sha1://0123456789abcdef0123456789abcdef01234567/nothing.bin";
     let run = net.b.run(&["load", missing]).fails_with(3);
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(run.stderr.contains(&net.channel), "{}", run.stderr);
 }
 
@@ -49,7 +72,13 @@ fn a_requester_only_node_never_provides() {
     // B holds a file, but has no provideFiles: A cannot get it from B.
     let only_on_b = net.dir.path().join("only-b.txt");
     std::fs::write(&only_on_b, b"held by a requester-only node").unwrap();
-    let uri = net.b.run(&["store", only_on_b.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let uri = net
+        .b
+        .run(&["store", only_on_b.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
     net.a.run(&["load", &uri]).fails_with(3);
 }
 
@@ -58,11 +87,34 @@ fn loading_on_a_channel_without_request_files_is_denied() {
     let net = network();
     // Alice narrows B's grant to nothing useful for files: B keeps a membership but loses requestFiles.
     let b_id = net.b.node_id();
-    net.a.run(&["channel", "grant", &net.channel, &b_id, common::BOB, "requestFeeds"]).ok();
+    net.a
+        .run(&[
+            "channel",
+            "grant",
+            &net.channel,
+            &b_id,
+            common::BOB,
+            "requestFeeds",
+        ])
+        .ok();
     net.b.run(&["node", "status", "--refresh"]).ok();
-    let run = net.b.run(&["load", "sha1://0123456789abcdef0123456789abcdef01234567", "--channel", &net.channel]);
-    assert!(run.code == 4 || run.code == 3, "exit {}: {}", run.code, run.stderr);
-    assert!(run.stderr.contains("requestFiles") || run.stderr.contains(&net.channel), "{}", run.stderr);
+    let run = net.b.run(&[
+        "load",
+        "sha1://0123456789abcdef0123456789abcdef01234567",
+        "--channel",
+        &net.channel,
+    ]);
+    assert!(
+        run.code == 4 || run.code == 3,
+        "exit {}: {}",
+        run.code,
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("requestFiles") || run.stderr.contains(&net.channel),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -70,7 +122,13 @@ fn a_corrupt_bucket_object_is_detected_and_not_stored() {
     let net = network();
     let file = net.dir.path().join("data.txt");
     std::fs::write(&file, b"the true bytes of this file").unwrap();
-    let uri = net.a.run(&["store", file.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let uri = net
+        .a
+        .run(&["store", file.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
     net.b.run(&["load", &uri]).ok();
 
     // Find the object in the hub's embedded bucket and corrupt it; stop A so no good copy
@@ -83,9 +141,16 @@ fn a_corrupt_bucket_object_is_detected_and_not_stored() {
     std::fs::remove_dir_all(net.b.home.join("store").join("sha1")).unwrap();
 
     let run = net.b.run(&["load", &uri]).fails_with(5);
-    assert!(run.stderr.contains(&sha1), "the error names the URI: {}", run.stderr);
+    assert!(
+        run.stderr.contains(&sha1),
+        "the error names the URI: {}",
+        run.stderr
+    );
     assert!(run.stderr.contains("hash mismatch"), "{}", run.stderr);
-    assert!(find_file_named(&net.b.home.join("store"), &sha1).is_none(), "corrupt bytes were stored");
+    assert!(
+        find_file_named(&net.b.home.join("store"), &sha1).is_none(),
+        "corrupt bytes were stored"
+    );
 }
 
 fn find_file_named(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
@@ -107,7 +172,13 @@ fn a_killed_load_resumes_with_only_the_missing_chunks() {
     let mut net = network();
     let big = net.dir.path().join("resume.bin");
     write_random_file(&big, 6 * 20_000_000, 23);
-    let uri = net.a.run(&["store", big.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let uri = net
+        .a
+        .run(&["store", big.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
 
     // Start the load on B in the background and kill B's daemon once some chunks are done.
     let mut load = std::process::Command::new(common::BIN)
@@ -129,7 +200,10 @@ fn a_killed_load_resumes_with_only_the_missing_chunks() {
         }
     }
     let _ = load.wait();
-    assert!(chunks_before_kill >= 1 && chunks_before_kill < 6, "chunks done at kill: {chunks_before_kill}");
+    assert!(
+        (1..6).contains(&chunks_before_kill),
+        "chunks done at kill: {chunks_before_kill}"
+    );
 
     net.b.restart(&net.hub.url);
     net.b.wait_for_link(&net.channel);
@@ -145,6 +219,8 @@ fn a_killed_load_resumes_with_only_the_missing_chunks() {
         "resume started from scratch: {first_progress}"
     );
     let copy = net.dir.path().join("resumed.bin");
-    net.b.run(&["load", &uri, "-o", copy.to_str().unwrap()]).ok();
+    net.b
+        .run(&["load", &uri, "-o", copy.to_str().unwrap()])
+        .ok();
     assert_eq!(sha1sum(&copy), sha1sum(&big));
 }

@@ -10,20 +10,34 @@ fn restarting_the_hub_keeps_everything() {
     let before = net.a.run(&["channel", "members", &net.channel]).ok().stdout;
 
     // Restart the hub on the same port and data directory.
-    let addr = net.hub.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let addr = net
+        .hub
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
     net.hub.process.terminate();
     let data_parent = net.hub.data_dir.parent().unwrap().to_path_buf();
     net.hub = start_hub_at(&data_parent, &addr);
 
     let after = net.a.run(&["channel", "members", &net.channel]).ok().stdout;
     assert_eq!(before, after);
-    assert!(after.contains(ALICE) && after.contains(common::BOB), "{after}");
+    assert!(
+        after.contains(ALICE) && after.contains(common::BOB),
+        "{after}"
+    );
 
     // The old API token and node records still work: a transfer succeeds.
     net.a.wait_for_link(&net.channel);
     net.b.wait_for_link(&net.channel);
     let file = net.dir.path().join("after-restart.txt");
     std::fs::write(&file, b"still here").unwrap();
-    let uri = net.a.run(&["store", file.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let uri = net
+        .a
+        .run(&["store", file.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
     assert_eq!(net.b.run(&["cat", &uri]).ok().stdout, "still here");
 }

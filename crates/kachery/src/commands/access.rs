@@ -23,7 +23,8 @@ pub fn hub_url(args: &HubAccessArgs) -> anyhow::Result<Url> {
             })?
         }
     };
-    Url::parse(&text).map_err(|err| Failure::usage(format!("invalid hub URL {text:?}: {err}")).into())
+    Url::parse(&text)
+        .map_err(|err| Failure::usage(format!("invalid hub URL {text:?}: {err}")).into())
 }
 
 /// A user-API client with a token from the flag, the environment or `kachery login`.
@@ -34,9 +35,7 @@ pub fn hub_user_client(args: &HubAccessArgs) -> anyhow::Result<HubUserClient> {
         None => credentials::token_for(url.as_str())?.ok_or_else(|| {
             Failure::new(
                 crate::exit::FailureKind::Denied,
-                format!(
-                    "no API token for {url}: run `kachery login --hub {url}` or pass --token"
-                ),
+                format!("no API token for {url}: run `kachery login --hub {url}` or pass --token"),
             )
         })?,
     };

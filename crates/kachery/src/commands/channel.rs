@@ -17,11 +17,24 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
         ChannelCommand::Create { name, hub } => {
             let name = parse(ChannelName::parse(&name))?;
             let client = access::hub_user_client(&hub)?;
-            let request = CreateChannelRequest { name: name.clone(), bucket: None, pubsub: None };
-            client.create_channel(&request).await.with_context(|| format!("failed to create channel {name}"))?;
+            let request = CreateChannelRequest {
+                name: name.clone(),
+                bucket: None,
+                pubsub: None,
+            };
+            client
+                .create_channel(&request)
+                .await
+                .with_context(|| format!("failed to create channel {name}"))?;
             println!("created channel {name}");
         }
-        ChannelCommand::Grant { channel, node_id, owner, roles, hub } => {
+        ChannelCommand::Grant {
+            channel,
+            node_id,
+            owner,
+            roles,
+            hub,
+        } => {
             let channel = parse(ChannelName::parse(&channel))?;
             let node_id = parse(NodeId::parse(&node_id))?;
             let owner = parse(Email::parse(&owner))?;
@@ -31,9 +44,18 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
                 .grant(&channel, &node_id, &owner, roles)
                 .await
                 .with_context(|| format!("failed to grant roles on {channel}"))?;
-            println!("granted {} on {channel} to {} ({owner})", grant.granted_roles, node_id.short());
+            println!(
+                "granted {} on {channel} to {} ({owner})",
+                grant.granted_roles,
+                node_id.short()
+            );
         }
-        ChannelCommand::Revoke { channel, node_id, owner, hub } => {
+        ChannelCommand::Revoke {
+            channel,
+            node_id,
+            owner,
+            hub,
+        } => {
             let channel = parse(ChannelName::parse(&channel))?;
             let node_id = parse(NodeId::parse(&node_id))?;
             let owner = parse(Email::parse(&owner))?;
@@ -42,13 +64,22 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
                 .revoke(&channel, &node_id, &owner)
                 .await
                 .with_context(|| format!("failed to revoke roles on {channel}"))?;
-            println!("revoked every role on {channel} of {} ({owner})", node_id.short());
+            println!(
+                "revoked every role on {channel} of {} ({owner})",
+                node_id.short()
+            );
         }
         ChannelCommand::Members { channel, hub } => {
             let channel = parse(ChannelName::parse(&channel))?;
             let client = access::hub_user_client(&hub)?;
-            let members = client.members(&channel).await.with_context(|| format!("failed to list members of {channel}"))?;
-            println!("{:<10} {:<28} {:<16} {:<30} {:<30} effective", "node", "owner", "label", "requested", "granted");
+            let members = client
+                .members(&channel)
+                .await
+                .with_context(|| format!("failed to list members of {channel}"))?;
+            println!(
+                "{:<10} {:<28} {:<16} {:<30} {:<30} effective",
+                "node", "owner", "label", "requested", "granted"
+            );
             for member in members.items {
                 println!(
                     "{:<10} {:<28} {:<16} {:<30} {:<30} {}",

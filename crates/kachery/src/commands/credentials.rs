@@ -22,12 +22,16 @@ struct HubCredential {
 
 impl std::fmt::Debug for HubCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HubCredential").field("expires_at", &self.expires_at).finish()
+        f.debug_struct("HubCredential")
+            .field("expires_at", &self.expires_at)
+            .finish()
     }
 }
 
 fn credentials_path() -> PathBuf {
-    kachery_node::paths::kachery_home().join("cli").join("credentials.toml")
+    kachery_node::paths::kachery_home()
+        .join("cli")
+        .join("credentials.toml")
 }
 
 fn normalize(hub_url: &str) -> String {
@@ -44,13 +48,18 @@ pub fn token_for(hub_url: &str) -> anyhow::Result<Option<String>> {
     };
     let file: CredentialsFile =
         toml::from_str(&text).with_context(|| format!("failed to parse {}", path.display()))?;
-    Ok(file.hubs.get(&normalize(hub_url)).map(|credential| credential.token.clone()))
+    Ok(file
+        .hubs
+        .get(&normalize(hub_url))
+        .map(|credential| credential.token.clone()))
 }
 
 /// Saves `token` for `hub_url`, replacing an earlier one.
 pub fn save_token(hub_url: &str, token: &str, expires_at: i64) -> anyhow::Result<PathBuf> {
     let path = credentials_path();
-    let dir = path.parent().expect("credentials path has a parent directory");
+    let dir = path
+        .parent()
+        .expect("credentials path has a parent directory");
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("failed to restrict {}", dir.display()))?;
@@ -59,7 +68,13 @@ pub fn save_token(hub_url: &str, token: &str, expires_at: i64) -> anyhow::Result
         Ok(text) => toml::from_str(&text).unwrap_or_default(),
         Err(_) => CredentialsFile::default(),
     };
-    file.hubs.insert(normalize(hub_url), HubCredential { token: token.to_owned(), expires_at });
+    file.hubs.insert(
+        normalize(hub_url),
+        HubCredential {
+            token: token.to_owned(),
+            expires_at,
+        },
+    );
     let text = toml::to_string(&file).context("failed to encode credentials")?;
 
     let tmp = path.with_extension("toml.tmp");

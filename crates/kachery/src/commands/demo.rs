@@ -28,16 +28,25 @@ struct StepLog {
 
 impl StepLog {
     fn new(json: bool) -> Self {
-        Self { json, started: Instant::now(), steps: Vec::new() }
+        Self {
+            json,
+            started: Instant::now(),
+            steps: Vec::new(),
+        }
     }
 
     fn done(&mut self, step_started: Instant, text: impl Into<String>) {
         let text = text.into();
         let elapsed = step_started.elapsed();
         if !self.json {
-            eprintln!("[{:>7.2}s] {text} ({} ms)", self.started.elapsed().as_secs_f64(), elapsed.as_millis());
+            eprintln!(
+                "[{:>7.2}s] {text} ({} ms)",
+                self.started.elapsed().as_secs_f64(),
+                elapsed.as_millis()
+            );
         }
-        self.steps.push(json!({"step": text, "durationMs": elapsed.as_millis() as u64}));
+        self.steps
+            .push(json!({"step": text, "durationMs": elapsed.as_millis() as u64}));
     }
 }
 
@@ -48,54 +57,101 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // 1. The hub, with embedded database, broker and bucket, and dev login.
     let step = Instant::now();
     let hub_config = kachery_hub::HubConfig {
-        bind: "127.0.0.1:0".parse().expect("a literal socket address parses"),
+        bind: "127.0.0.1:0"
+            .parse()
+            .expect("a literal socket address parses"),
         data_dir: work_dir.join("hub"),
         dev_login: true,
         admins: vec![alice()],
         ..kachery_hub::HubConfig::default()
     };
-    let hub = kachery_hub::spawn(hub_config).await.context("failed to start the demo hub")?;
+    let hub = kachery_hub::spawn(hub_config)
+        .await
+        .context("failed to start the demo hub")?;
     let hub_url = hub.public_url().clone();
-    log.done(step, format!("hub listening at {hub_url} (SQLite, embedded broker and bucket, dev login)"));
+    log.done(
+        step,
+        format!("hub listening at {hub_url} (SQLite, embedded broker and bucket, dev login)"),
+    );
 
     let step = Instant::now();
     let alice_hub = signed_in(&hub_url, &alice()).await?;
     let bob_hub = signed_in(&hub_url, &bob()).await?;
-    log.done(step, format!("signed in {} and {} with API tokens", alice(), bob()));
+    log.done(
+        step,
+        format!("signed in {} and {} with API tokens", alice(), bob()),
+    );
 
     // 2. Two nodes, one per person, each with its own key, store and local API.
     let step = Instant::now();
     let node_a = start_node(&work_dir.join("alice"), &hub_url, &alice(), "demo-node-A").await?;
     let node_b = start_node(&work_dir.join("bob"), &hub_url, &bob(), "demo-node-B").await?;
-    log.done(step, format!("started node A {} (alice) and node B {} (bob)", node_a.node_id.short(), node_b.node_id.short()));
+    log.done(
+        step,
+        format!(
+            "started node A {} (alice) and node B {} (bob)",
+            node_a.node_id.short(),
+            node_b.node_id.short()
+        ),
+    );
 
     // 3. A channel owned by Alice.
     let step = Instant::now();
     let channel = ChannelName::parse(&format!("demo.{}", random_suffix()))
         .expect("demo channel names are valid");
     alice_hub
-        .create_channel(&CreateChannelRequest { name: channel.clone(), bucket: None, pubsub: None })
+        .create_channel(&CreateChannelRequest {
+            name: channel.clone(),
+            bucket: None,
+            pubsub: None,
+        })
         .await
         .context("failed to create the demo channel")?;
     log.done(step, format!("alice created channel {channel}"));
 
     // 4. Registration with proof of possession: each owner submits their node's signed envelope.
     let step = Instant::now();
-    alice_hub.register_node(node_a.registration(&hub_url)?).await.context("failed to register node A")?;
-    bob_hub.register_node(node_b.registration(&hub_url)?).await.context("failed to register node B")?;
-    log.done(step, "registered both nodes (each signed by its node key, submitted by its owner)");
+    alice_hub
+        .register_node(node_a.registration(&hub_url)?)
+        .await
+        .context("failed to register node A")?;
+    bob_hub
+        .register_node(node_b.registration(&hub_url)?)
+        .await
+        .context("failed to register node B")?;
+    log.done(
+        step,
+        "registered both nodes (each signed by its node key, submitted by its owner)",
+    );
 
     // 5. Memberships with requested roles, and Alice's grants; effective = requested ∩ granted.
     let step = Instant::now();
-    let provider_roles: RoleSet = "requestFiles,provideFiles".parse().expect("valid role names");
+    let provider_roles: RoleSet = "requestFiles,provideFiles"
+        .parse()
+        .expect("valid role names");
     let requester_roles: RoleSet = "requestFiles".parse().expect("valid role names");
-    alice_hub.join(&node_a.node_id, &channel, provider_roles).await.context("node A failed to join")?;
-    bob_hub.join(&node_b.node_id, &channel, requester_roles).await.context("node B failed to join")?;
-    alice_hub.grant(&channel, &node_a.node_id, &alice(), provider_roles).await.context("failed to grant node A")?;
-    alice_hub.grant(&channel, &node_b.node_id, &bob(), requester_roles).await.context("failed to grant node B")?;
+    alice_hub
+        .join(&node_a.node_id, &channel, provider_roles)
+        .await
+        .context("node A failed to join")?;
+    bob_hub
+        .join(&node_b.node_id, &channel, requester_roles)
+        .await
+        .context("node B failed to join")?;
+    alice_hub
+        .grant(&channel, &node_a.node_id, &alice(), provider_roles)
+        .await
+        .context("failed to grant node A")?;
+    alice_hub
+        .grant(&channel, &node_b.node_id, &bob(), requester_roles)
+        .await
+        .context("failed to grant node B")?;
     node_a.wait_for_link(&channel).await?;
     node_b.wait_for_link(&channel).await?;
-    log.done(step, format!("links up: A effective {provider_roles}, B effective {requester_roles}"));
+    log.done(
+        step,
+        format!("links up: A effective {provider_roles}, B effective {requester_roles}"),
+    );
 
     // 6. The input: a real file, or seeded pseudo-random data.
     let step = Instant::now();
@@ -113,21 +169,42 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     log.done(step, format!("input {} ({size} bytes)", input.display()));
 
     let step = Instant::now();
-    let stored = node_a.client.store_path(&input).await.context("node A failed to store the input")?;
+    let stored = node_a
+        .client
+        .store_path(&input)
+        .await
+        .context("node A failed to store the input")?;
     let store_seconds = step.elapsed().as_secs_f64();
     let uri = FileUri::parse(&stored.uri).context("node A returned an invalid URI")?;
-    log.done(step, format!("node A stored {} ({:.0} MB/s)", stored.uri, mb_per_second(size, store_seconds)));
+    log.done(
+        step,
+        format!(
+            "node A stored {} ({:.0} MB/s)",
+            stored.uri,
+            mb_per_second(size, store_seconds)
+        ),
+    );
 
     // 7. B loads through the channel: request, claim, presigned upload, verified download.
     let step = Instant::now();
     let loaded_path = load_through_channel(&node_b.client, &uri, args.json).await?;
     let load_seconds = step.elapsed().as_secs_f64();
-    log.done(step, format!("node B loaded and verified it ({:.0} MB/s)", mb_per_second(size, load_seconds)));
+    log.done(
+        step,
+        format!(
+            "node B loaded and verified it ({:.0} MB/s)",
+            mb_per_second(size, load_seconds)
+        ),
+    );
 
     let step = Instant::now();
     let loaded_sha1 = sha1_of_file(Path::new(&loaded_path))?;
     if loaded_sha1 != uri.sha1 || sha1_of_file(&input)? != uri.sha1 {
-        return Err(Failure::new(crate::exit::FailureKind::Integrity, "the loaded bytes differ from the input").into());
+        return Err(Failure::new(
+            crate::exit::FailureKind::Integrity,
+            "the loaded bytes differ from the input",
+        )
+        .into());
     }
     log.done(step, "node B's copy has the same SHA-1 as the input");
 
@@ -163,7 +240,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     node_b.shutdown().await;
     node_a.shutdown().await;
-    hub.shutdown().await.context("the hub did not shut down cleanly")?;
+    hub.shutdown()
+        .await
+        .context("the hub did not shut down cleanly")?;
     Ok(())
 }
 
@@ -189,7 +268,10 @@ fn work_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::TempDi
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         return Ok((dir.clone(), None));
     }
-    let temp = tempfile::Builder::new().prefix("kachery-demo-").tempdir().context("cannot create a temporary directory")?;
+    let temp = tempfile::Builder::new()
+        .prefix("kachery-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
     let path = temp.path().to_path_buf();
     if args.keep {
         return Ok((temp.keep(), None));
@@ -197,20 +279,41 @@ fn work_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::TempDi
     Ok((path, Some(temp)))
 }
 
-async fn load_through_channel(client: &LocalClient, uri: &FileUri, json: bool) -> anyhow::Result<String> {
-    let mut events = Box::pin(client.load(&uri.to_string(), Vec::new()).await.context("node B refused the load")?);
+async fn load_through_channel(
+    client: &LocalClient,
+    uri: &FileUri,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut events = Box::pin(
+        client
+            .load(&uri.to_string(), Vec::new())
+            .await
+            .context("node B refused the load")?,
+    );
     let mut last_report = Instant::now();
     while let Some(event) = events.next().await {
         match event.context("lost the connection to node B")? {
-            LoadEvent::Progress { bytes, total, chunks_done, chunks_total, .. } => {
+            LoadEvent::Progress {
+                bytes,
+                total,
+                chunks_done,
+                chunks_total,
+                ..
+            } => {
                 if !json && last_report.elapsed() > Duration::from_millis(500) {
-                    eprintln!("           … {bytes}/{total} bytes, {chunks_done}/{chunks_total} chunks");
+                    eprintln!(
+                        "           … {bytes}/{total} bytes, {chunks_done}/{chunks_total} chunks"
+                    );
                     last_report = Instant::now();
                 }
             }
             LoadEvent::Done { path, .. } => return Ok(path.display().to_string()),
             LoadEvent::Error { code, message, .. } => {
-                return Err(Failure::from_load_code(code, format!("node B could not load {uri}: {message}")).into());
+                return Err(Failure::from_load_code(
+                    code,
+                    format!("node B could not load {uri}: {message}"),
+                )
+                .into());
             }
         }
     }
@@ -245,7 +348,8 @@ fn write_seeded_file(path: &Path, size: u64) -> anyhow::Result<()> {
 fn sha1_of_file(path: &Path) -> anyhow::Result<Sha1Hash> {
     use sha1::Digest;
     use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = sha1::Sha1::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
@@ -259,7 +363,11 @@ fn sha1_of_file(path: &Path) -> anyhow::Result<Sha1Hash> {
 }
 
 fn mb_per_second(bytes: u64, seconds: f64) -> f64 {
-    if seconds <= 0.0 { 0.0 } else { bytes as f64 / 1e6 / seconds }
+    if seconds <= 0.0 {
+        0.0
+    } else {
+        bytes as f64 / 1e6 / seconds
+    }
 }
 
 fn random_suffix() -> String {

@@ -25,7 +25,12 @@ pub struct DemoNode {
     label: Label,
 }
 
-pub async fn start_node(home: &Path, hub_url: &url::Url, owner: &Email, label: &str) -> anyhow::Result<DemoNode> {
+pub async fn start_node(
+    home: &Path,
+    hub_url: &url::Url,
+    owner: &Email,
+    label: &str,
+) -> anyhow::Result<DemoNode> {
     let paths = NodePaths::new(home.join("node"), home.join("store"));
     let label = Label::parse(label).expect("demo labels are valid");
     let config = NodeConfig {
@@ -42,7 +47,8 @@ pub async fn start_node(home: &Path, hub_url: &url::Url, owner: &Email, label: &
         .with_context(|| format!("failed to start node {label}"))?;
 
     let token = kachery_node::read_client_token(&paths.node_dir)?;
-    let base = url::Url::parse(&format!("http://{}", handle.local_api_addr())).expect("a socket address forms a URL");
+    let base = url::Url::parse(&format!("http://{}", handle.local_api_addr()))
+        .expect("a socket address forms a URL");
     Ok(DemoNode {
         node_id: identity.node_id,
         client: LocalClient::new(base, token),
@@ -70,8 +76,15 @@ impl DemoNode {
     pub async fn wait_for_link(&self, channel: &ChannelName) -> anyhow::Result<()> {
         let deadline = Instant::now() + LINK_TIMEOUT;
         loop {
-            self.client.reconcile().await.context("the node daemon did not answer")?;
-            let status = self.client.status().await.context("the node daemon did not answer")?;
+            self.client
+                .reconcile()
+                .await
+                .context("the node daemon did not answer")?;
+            let status = self
+                .client
+                .status()
+                .await
+                .context("the node daemon did not answer")?;
             let link = status.channels.iter().find(|link| &link.channel == channel);
             if link.is_some_and(|link| link.link_state == "up") {
                 return Ok(());

@@ -50,7 +50,10 @@ pub async fn store(args: StoreArgs) -> anyhow::Result<()> {
     let store = open_store().await?;
     for path in &args.paths {
         let metadata = std::fs::metadata(path).map_err(|err| {
-            Failure::new(FailureKind::NotFound, format!("cannot read {}: {err}", path.display()))
+            Failure::new(
+                FailureKind::NotFound,
+                format!("cannot read {}: {err}", path.display()),
+            )
         })?;
         if !metadata.is_file() {
             return Err(Failure::usage(format!("{} is not a regular file", path.display())).into());
@@ -60,7 +63,9 @@ pub async fn store(args: StoreArgs) -> anyhow::Result<()> {
         bar.set_message(file_label(path));
         let progress_bar = bar.clone();
         let ingested = store
-            .ingest_file(path, !args.cache, &move |done| progress_bar.set_position(done))
+            .ingest_file(path, !args.cache, &move |done| {
+                progress_bar.set_position(done)
+            })
             .await
             .with_context(|| format!("failed to store {}", path.display()))?;
         bar.finish_and_clear();
@@ -81,7 +86,9 @@ pub async fn store(args: StoreArgs) -> anyhow::Result<()> {
 }
 
 fn file_label(path: &Path) -> String {
-    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
@@ -92,7 +99,11 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         .map(|name| ChannelName::parse(name).map_err(|err| Failure::usage(err.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let output = if args.json { LoadOutput::Json } else { LoadOutput::Bar };
+    let output = if args.json {
+        LoadOutput::Json
+    } else {
+        LoadOutput::Bar
+    };
     let path = fetch(&uri, channels, output).await?;
     if let Some(dest) = &args.dest {
         copy_out(&path, dest).await?;
@@ -113,7 +124,11 @@ enum LoadOutput {
 
 /// Makes sure the store holds `uri`, asking the daemon to fetch it when it does not, and
 /// returns the blob's path.
-async fn fetch(uri: &FileUri, channels: Vec<ChannelName>, output: LoadOutput) -> anyhow::Result<PathBuf> {
+async fn fetch(
+    uri: &FileUri,
+    channels: Vec<ChannelName>,
+    output: LoadOutput,
+) -> anyhow::Result<PathBuf> {
     let store = open_store().await?;
     if store.blob_size(&uri.sha1).await?.is_some() {
         return Ok(store.blob_path(&uri.sha1));
@@ -126,7 +141,12 @@ async fn fetch(uri: &FileUri, channels: Vec<ChannelName>, output: LoadOutput) ->
         .into());
     };
 
-    let mut events = Box::pin(daemon.load(&uri.to_string(), channels).await.context("failed to ask the node daemon")?);
+    let mut events = Box::pin(
+        daemon
+            .load(&uri.to_string(), channels)
+            .await
+            .context("failed to ask the node daemon")?,
+    );
     let bar = byte_bar(0, output != LoadOutput::Bar);
     bar.set_message("loading");
     while let Some(event) = events.next().await {
@@ -141,7 +161,7 @@ async fn fetch(uri: &FileUri, channels: Vec<ChannelName>, output: LoadOutput) ->
             }
             LoadEvent::Done { path, .. } => {
                 bar.finish_and_clear();
-                return Ok(PathBuf::from(path));
+                return Ok(path);
             }
             LoadEvent::Error { code, message, .. } => {
                 bar.finish_and_clear();

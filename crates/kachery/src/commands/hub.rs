@@ -17,7 +17,8 @@ pub async fn run(command: HubCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(args: HubServeArgs) -> anyhow::Result<()> {
-    let mut config = HubConfig::load(args.config.as_deref()).context("failed to load the hub configuration")?;
+    let mut config =
+        HubConfig::load(args.config.as_deref()).context("failed to load the hub configuration")?;
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
@@ -31,15 +32,23 @@ async fn serve(args: HubServeArgs) -> anyhow::Result<()> {
     }
     config.dev_login |= args.dev_login;
 
-    let hub = kachery_hub::spawn(config).await.context("failed to start the hub")?;
-    eprintln!("kachery hub listening on {} (public URL {})", hub.local_addr(), hub.public_url());
+    let hub = kachery_hub::spawn(config)
+        .await
+        .context("failed to start the hub")?;
+    eprintln!(
+        "kachery hub listening on {} (public URL {})",
+        hub.local_addr(),
+        hub.public_url()
+    );
     if args.dev_login {
         eprintln!("DEV LOGIN is on: anyone who can reach this address can act as any e-mail");
     }
 
     shutdown_signal().await;
     eprintln!("shutting down");
-    hub.shutdown().await.context("the hub did not shut down cleanly")?;
+    hub.shutdown()
+        .await
+        .context("the hub did not shut down cleanly")?;
     Ok(())
 }
 

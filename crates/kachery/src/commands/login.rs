@@ -19,6 +19,9 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let client = HubUserClient::new(hub_url.clone(), None);
     let token = client.dev_token(&email).await.context("dev login failed")?;
     let path = credentials::save_token(hub_url.as_str(), &token.token, token.expires_at)?;
-    eprintln!("signed in to {hub_url} as {email}; token saved in {}", path.display());
+    eprintln!(
+        "signed in to {hub_url} as {email}; token saved in {}",
+        path.display()
+    );
     Ok(())
 }

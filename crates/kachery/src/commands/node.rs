@@ -41,7 +41,12 @@ fn overrides_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfigOverrides> {
         Some(text) => Some(Label::parse(text).map_err(|err| Failure::usage(err.to_string()))?),
         None => None,
     };
-    Ok(NodeConfigOverrides { hub_url, owner, label, port: args.port })
+    Ok(NodeConfigOverrides {
+        hub_url,
+        owner,
+        label,
+        port: args.port,
+    })
 }
 
 async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
@@ -53,7 +58,11 @@ async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
     let daemon = kachery_node::daemon::NodeDaemon::start(paths, config, Default::default())
         .await
         .context("failed to start the node daemon")?;
-    eprintln!("kachery node {} running; local API on {}", daemon.node_id(), daemon.local_api_addr());
+    eprintln!(
+        "kachery node {} running; local API on {}",
+        daemon.node_id(),
+        daemon.local_api_addr()
+    );
 
     crate::commands::hub::shutdown_signal().await;
     eprintln!("shutting down");
@@ -69,9 +78,15 @@ async fn status(args: NodeStatusArgs) -> anyhow::Result<()> {
         .into());
     };
     if args.refresh {
-        client.reconcile().await.context("failed to reconcile with the hub")?;
+        client
+            .reconcile()
+            .await
+            .context("failed to reconcile with the hub")?;
     }
-    let status = client.status().await.context("failed to read the daemon status")?;
+    let status = client
+        .status()
+        .await
+        .context("failed to read the daemon status")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
@@ -107,20 +122,32 @@ async fn register(args: NodeRegisterArgs) -> anyhow::Result<()> {
     if !args.api {
         let link = kachery_client::registration_link(&hub_origin, &envelope);
         if args.json {
-            println!("{}", serde_json::json!({"nodeId": identity.node_id, "link": link}));
+            println!(
+                "{}",
+                serde_json::json!({"nodeId": identity.node_id, "link": link})
+            );
         } else {
-            eprintln!("open this link while signed in as {owner} to register node {}:", identity.node_id.short());
+            eprintln!(
+                "open this link while signed in as {owner} to register node {}:",
+                identity.node_id.short()
+            );
             println!("{link}");
         }
         return Ok(());
     }
 
     let client = access::hub_user_client(&args.hub)?;
-    let node = client.register_node(envelope).await.context("the hub refused the registration")?;
+    let node = client
+        .register_node(envelope)
+        .await
+        .context("the hub refused the registration")?;
     if args.json {
         println!("{}", serde_json::to_string(&node)?);
     } else {
-        println!("registered node {} ({}) for {}", node.node_id, node.label, node.owner);
+        println!(
+            "registered node {} ({}) for {}",
+            node.node_id, node.label, node.owner
+        );
     }
     Ok(())
 }
@@ -129,9 +156,12 @@ async fn join(args: NodeJoinArgs) -> anyhow::Result<()> {
     let paths = NodePaths::from_env();
     let identity = kachery_node::identity::load_or_create_identity(&paths.node_dir)
         .context("failed to load the node key")?;
-    let channel = ChannelName::parse(&args.channel).map_err(|err| Failure::usage(err.to_string()))?;
+    let channel =
+        ChannelName::parse(&args.channel).map_err(|err| Failure::usage(err.to_string()))?;
     let roles: RoleSet = match &args.roles {
-        Some(text) => text.parse().map_err(|err: kachery_protocol::IdError| Failure::usage(err.to_string()))?,
+        Some(text) => text
+            .parse()
+            .map_err(|err: kachery_protocol::IdError| Failure::usage(err.to_string()))?,
         None => RoleSet::REQUEST_ONLY,
     };
     let client = access::hub_user_client(&args.hub)?;

@@ -29,17 +29,42 @@ impl Run {
 
     /// Panics with the whole output unless the command succeeded.
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Asserts a failure with `code` and a one-line error message that is not a panic.
     pub fn fails_with(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
-        assert!(!self.stderr.contains("panicked"), "the binary panicked: {}", self.stderr);
-        let lines: Vec<&str> = self.stderr.lines().filter(|line| !line.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "expected a one-line error, got: {}", self.stderr);
-        assert!(lines[0].starts_with("kachery: "), "unexpected error format: {}", self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "the binary panicked: {}",
+            self.stderr
+        );
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected a one-line error, got: {}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("kachery: "),
+            "unexpected error format: {}",
+            self.stderr
+        );
         self
     }
 }
@@ -124,18 +149,25 @@ pub fn start_hub_at(dir: &Path, bind: &str) -> Hub {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             use std::io::Write;
             let _ = writeln!(file, "{line}");
-            if !sent {
-                if let Some(url) = line.split("public URL ").nth(1) {
-                    let _ = tx.send(url.trim_end_matches(')').to_owned());
-                    sent = true;
-                }
+            if let (false, Some(url)) = (sent, line.split("public URL ").nth(1)) {
+                let _ = tx.send(url.trim_end_matches(')').to_owned());
+                sent = true;
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-        panic!("the hub did not announce its address; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
-    });
-    Hub { process: Process { child, log }, url, data_dir }
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "the hub did not announce its address; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+    Hub {
+        process: Process { child, log },
+        url,
+        data_dir,
+    }
 }
 
 pub struct Node {
@@ -149,7 +181,9 @@ pub fn start_node(home: &Path, hub_url: &str, owner: &str, label: &str) -> Node 
     std::fs::create_dir_all(home).expect("node home can be created");
     let log = home.join("daemon.log");
     let child = Command::new(BIN)
-        .args(["node", "start", "--hub", hub_url, "--owner", owner, "--label", label, "--port", "0"])
+        .args([
+            "node", "start", "--hub", hub_url, "--owner", owner, "--label", label, "--port", "0",
+        ])
         .env("KACHERY_HOME", home)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -157,7 +191,11 @@ pub fn start_node(home: &Path, hub_url: &str, owner: &str, label: &str) -> Node 
         .stderr(std::fs::File::create(&log).expect("the log file can be created"))
         .spawn()
         .expect("the node starts");
-    let node = Node { process: Process { child, log }, home: home.to_path_buf(), owner: owner.to_owned() };
+    let node = Node {
+        process: Process { child, log },
+        home: home.to_path_buf(),
+        owner: owner.to_owned(),
+    };
     node.wait_until_running();
     node
 }
@@ -185,7 +223,12 @@ impl Node {
             if run.code == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "node did not start: {}\n{}", run.stderr, self.process.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "node did not start: {}\n{}",
+                run.stderr,
+                self.process.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -208,13 +251,19 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let status = self.status();
-            let up = status["channels"].as_array().into_iter().flatten().any(|link| {
-                link["channel"] == channel && link["linkState"] == "up"
-            });
+            let up = status["channels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|link| link["channel"] == channel && link["linkState"] == "up");
             if up {
                 return;
             }
-            assert!(Instant::now() < deadline, "link to {channel} never came up: {status:#}\n{}", self.process.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "link to {channel} never came up: {status:#}\n{}",
+                self.process.log_text()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -245,17 +294,48 @@ pub fn network() -> Network {
     a.run(&["node", "register", "--api"]).ok();
     b.run(&["node", "register", "--api"]).ok();
     a.run(&["channel", "create", &channel]).ok();
-    a.run(&["node", "join", &channel, "--roles", "requestFiles,provideFiles"]).ok();
-    b.run(&["node", "join", &channel, "--roles", "requestFiles"]).ok();
-    a.run(&["channel", "grant", &channel, &a.node_id(), ALICE, "requestFiles,provideFiles"]).ok();
-    a.run(&["channel", "grant", &channel, &b.node_id(), BOB, "requestFiles"]).ok();
+    a.run(&[
+        "node",
+        "join",
+        &channel,
+        "--roles",
+        "requestFiles,provideFiles",
+    ])
+    .ok();
+    b.run(&["node", "join", &channel, "--roles", "requestFiles"])
+        .ok();
+    a.run(&[
+        "channel",
+        "grant",
+        &channel,
+        &a.node_id(),
+        ALICE,
+        "requestFiles,provideFiles",
+    ])
+    .ok();
+    a.run(&[
+        "channel",
+        "grant",
+        &channel,
+        &b.node_id(),
+        BOB,
+        "requestFiles",
+    ])
+    .ok();
     a.wait_for_link(&channel);
     b.wait_for_link(&channel);
-    Network { dir, hub, a, b, channel }
+    Network {
+        dir,
+        hub,
+        a,
+        b,
+        channel,
+    }
 }
 
 pub fn login(node: &Node, hub_url: &str) {
-    node.run(&["login", "--hub", hub_url, "--dev-email", &node.owner]).ok();
+    node.run(&["login", "--hub", hub_url, "--dev-email", &node.owner])
+        .ok();
 }
 
 /// Writes `size` bytes of seeded pseudo-random data.
@@ -273,6 +353,13 @@ pub fn write_random_file(path: &Path, size: usize, seed: u64) {
 }
 
 pub fn sha1sum(path: &Path) -> String {
-    let output = Command::new("sha1sum").arg(path).output().expect("sha1sum runs");
-    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+    let output = Command::new("sha1sum")
+        .arg(path)
+        .output()
+        .expect("sha1sum runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
