@@ -141,8 +141,8 @@ fn list(channels: &[ChannelName]) -> String {
 
 fn no_channels_message(requested: &[ChannelName]) -> String {
     if requested.is_empty() {
-        "this node has no channel with effective roles: join a channel \
-         (kachery node register, then join on the hub) and ask its owner to grant requestFiles"
+        "this node has no channel with effective roles: join one with \
+         `kachery node join CHANNEL` and ask its owner to grant requestFiles"
             .to_owned()
     } else {
         format!(

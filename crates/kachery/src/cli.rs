@@ -101,7 +101,7 @@ pub enum NodeCommand {
     /// Prove this node's key to the hub: print the registration link, or submit it with --api
     Register(NodeRegisterArgs),
 
-    /// Ask the hub to let this node use a channel with the given roles (needs an API token)
+    /// Ask to use a channel with the given roles, or change the roles asked for (needs an API token)
     Join(NodeJoinArgs),
 }
 

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use kachery_node::config::{NodeConfig, NodeConfigOverrides};
 use kachery_node::paths::NodePaths;
+use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::{ChannelName, Email, Label, RoleSet};
 
 use crate::cli::{NodeCommand, NodeJoinArgs, NodeRegisterArgs, NodeStartArgs, NodeStatusArgs};
@@ -165,12 +166,16 @@ async fn join(args: NodeJoinArgs) -> anyhow::Result<()> {
         None => RoleSet::REQUEST_ONLY,
     };
     let client = access::hub_user_client(&args.hub)?;
-    let membership = client
-        .join(&identity.node_id, &channel, roles)
-        .await
-        .with_context(|| format!("failed to join channel {channel}"))?;
+    // Joining again changes the requested roles of the existing membership.
+    let membership = match client.join(&identity.node_id, &channel, roles).await {
+        Err(err) if err.code() == Some(ErrorCode::AlreadyMember) => client
+            .update_membership(&identity.node_id, &channel, roles)
+            .await
+            .with_context(|| format!("failed to change the roles requested on {channel}"))?,
+        other => other.with_context(|| format!("failed to join channel {channel}"))?,
+    };
     println!(
-        "joined {channel}: requested {}, effective now {}",
+        "member of {channel}: requested {}, effective now {}",
         membership.requested_roles, membership.effective_roles
     );
     if let Some(daemon) = access::local_daemon()? {
