@@ -26,7 +26,8 @@ pub struct HubConfig {
     /// State directory: database, embedded bucket, dev master key. Default
     /// `./kachery-hub-data`.
     pub data_dir: PathBuf,
-    /// Database URL. Default `sqlite://<data_dir>/hub.sqlite`.
+    /// Database URL: `sqlite://<path>`, or `postgres://` / `postgresql://` for replicas
+    /// sharing one database (which must exist). Default `sqlite://<data_dir>/hub.sqlite`.
     pub database_url: Option<String>,
     /// Enables "sign in as any e-mail" (SPEC §9.2); loopback only. Default false.
     pub dev_login: bool,
@@ -108,6 +109,9 @@ data_dir = "./kachery-hub-data"
 
 # Database URL. Default: sqlite://<data_dir>/hub.sqlite
 # database_url = "sqlite:///var/lib/kachery/hub.sqlite"
+# PostgreSQL, for several hub replicas on one database (put a password in
+# KACHERY_HUB_DATABASE_URL rather than here):
+# database_url = "postgres://kachery@db.internal/kachery"
 
 # Let anyone sign in as any e-mail, for try-outs; refused unless bound to loopback.
 dev_login = false

@@ -19,7 +19,7 @@ use url::{Host, Url};
 use crate::app::{self, AppState};
 use crate::backends::Backends;
 use crate::config::HubConfig;
-use crate::db::{DbError, HubDb, SqliteDb};
+use crate::db::{self, DbError, HubDb};
 use crate::error::error_chain;
 use crate::keys::{MASTER_KEY_ENV, MasterKey, MasterKeyError};
 use crate::time::now_ms;
@@ -43,8 +43,11 @@ pub enum StartError {
     DevLoginNotLoopback { what: &'static str, value: String },
     #[error("public_url {0} cannot be used: it needs an http(s) scheme and a host")]
     InvalidPublicUrl(String),
-    #[error("only sqlite:// databases are supported so far, got {0}")]
-    UnsupportedDatabase(String),
+    #[error(
+        "database_url scheme {scheme:?} is not supported: use sqlite://<path>, \
+         postgres://<user>@<host>/<database> or postgresql://..."
+    )]
+    UnsupportedDatabase { scheme: String },
     #[error("failed to create data directory {path}")]
     DataDir {
         path: PathBuf,
@@ -175,15 +178,20 @@ pub async fn spawn(config: HubConfig) -> Result<HubHandle, StartError> {
         None => derived_public_url(local_addr),
     };
 
+    // Only the scheme goes into the error: the rest of the URL may hold a password.
     let database_url = config.database_url();
-    if !database_url.starts_with("sqlite:") {
-        return Err(StartError::UnsupportedDatabase(database_url));
-    }
-    let db: Arc<dyn HubDb> = Arc::new(
-        SqliteDb::open(&database_url)
-            .await
-            .map_err(StartError::Database)?,
-    );
+    let Some(backend) = db::Backend::of_url(&database_url) else {
+        let scheme = database_url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        return Err(StartError::UnsupportedDatabase { scheme });
+    };
+    let db: Arc<dyn HubDb> = backend
+        .open(&database_url)
+        .await
+        .map_err(StartError::Database)?;
     let backends = Backends::open(
         &config.data_dir,
         &sub_keys,

@@ -28,7 +28,14 @@ fn a_granted_role_that_was_not_requested_is_not_effective() {
     // Alice grants B more than B's owner asked for: only the intersection counts.
     let b_id = net.b.node_id();
     net.a
-        .run(&["channel", "grant", &net.channel, &b_id, BOB, "requestFiles,provideFiles"])
+        .run(&[
+            "channel",
+            "grant",
+            &net.channel,
+            &b_id,
+            BOB,
+            "requestFiles,provideFiles",
+        ])
         .ok();
     let status = net.b.status();
     assert_eq!(effective_roles(&status, &net.channel), ["requestFiles"]);
@@ -42,7 +49,13 @@ fn a_requested_role_that_was_not_granted_is_not_effective() {
     let net = network();
     // B's owner asks for provideFiles too; Alice never granted it.
     net.b
-        .run(&["node", "join", &net.channel, "--roles", "requestFiles,provideFiles"])
+        .run(&[
+            "node",
+            "join",
+            &net.channel,
+            "--roles",
+            "requestFiles,provideFiles",
+        ])
         .ok();
     let a_status = net.a.status();
     assert_eq!(
@@ -58,12 +71,23 @@ fn revoking_a_grant_cuts_the_node_off() {
     let net = network();
     let file = net.dir.path().join("before.txt");
     std::fs::write(&file, b"shared before the revocation").unwrap();
-    let uri = net.a.run(&["store", file.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let uri = net
+        .a
+        .run(&["store", file.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
 
     let b_id = net.b.node_id();
-    net.a.run(&["channel", "revoke", &net.channel, &b_id, BOB]).ok();
+    net.a
+        .run(&["channel", "revoke", &net.channel, &b_id, BOB])
+        .ok();
     let status = net.b.status();
-    assert!(effective_roles(&status, &net.channel).is_empty(), "{status:#}");
+    assert!(
+        effective_roles(&status, &net.channel).is_empty(),
+        "{status:#}"
+    );
 
     let run = net.b.run(&["load", &uri]).fails_with(4);
     assert!(run.stderr.contains("requestFiles"), "{}", run.stderr);

@@ -6,23 +6,59 @@
 //! [`DbError::Conflict`], never from a check-then-insert. Effective roles are computed in
 //! the one query that reads them and are never stored (SPEC §5.2).
 //!
-//! [`SqliteDb`] is the only backend today; PostgreSQL will be a second implementation
-//! with its own migrations directory, so the SQL here sticks to what both understand
-//! (bitwise `&`, `ON CONFLICT`, `LIKE ... ESCAPE`).
+//! Two backends share one implementation, [`SqlDb`], generic over the sqlx driver (see
+//! `sql` for why generics rather than sqlx's `Any` driver): [`SqliteDb`] (the default, one
+//! file) and [`PostgresDb`] (for replicas sharing a database). Each has its own
+//! append-only migrations directory for the same logical schema (SPEC §8.1), and
+//! [`open`] picks one from the URL scheme.
 
+mod postgres;
 mod records;
+mod sql;
 mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
 
+pub use postgres::PostgresDb;
 pub use records::{
     AuditEntry, ChannelRecord, GrantRecord, MemberRecord, MembershipRecord, NewApiToken,
     NewChannel, NewGrant, NewNode, NodeRecord, TokenRecord,
 };
+pub use sql::SqlDb;
 pub use sqlite::SqliteDb;
+
+/// Which backend a `database_url` selects, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:` (the default, a file in the data directory).
+    Sqlite,
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend `url` names; `None` for any other scheme.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    /// Opens and migrates the database at `url` with this backend.
+    pub async fn open(self, url: &str) -> Result<Arc<dyn HubDb>, DbError> {
+        Ok(match self {
+            Self::Sqlite => Arc::new(SqliteDb::open(url).await?),
+            Self::Postgres => Arc::new(PostgresDb::open(url).await?),
+        })
+    }
+}
 
 /// A boxed future, so the trait stays object safe (`Arc<dyn HubDb>`).
 pub type DbFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbError>> + Send + 'a>>;

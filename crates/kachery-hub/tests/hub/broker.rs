@@ -7,6 +7,8 @@ use kachery_pubsub::{ClientOptions, Incoming, PubsubConnection};
 
 use crate::common::*;
 
+on_both_backends!(revoking_a_grant_and_deleting_the_channel_close_broker_connections,);
+
 /// The next `Revoked` reason on the connection; a generous bound only guards against hangs.
 async fn next_revocation(connection: &mut PubsubConnection) -> String {
     let wait = async {
@@ -22,10 +24,11 @@ async fn next_revocation(connection: &mut PubsubConnection) -> String {
         .expect("a revocation arrives")
 }
 
-#[tokio::test]
-async fn revoking_a_grant_and_deleting_the_channel_close_broker_connections() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn revoking_a_grant_and_deleting_the_channel_close_broker_connections(
+    backend: Backend,
+) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let channel = create_channel(&alice, "lab.live").await;
     let node = register_node(&hub, &alice, &node_key(50), "alice@example.org").await;

@@ -1,5 +1,6 @@
 //! Shared setup: a real hub on 127.0.0.1:0 with a temporary data directory and dev login,
-//! users with dev tokens, node keys from fixed seeds, registered node clients.
+//! on SQLite or on a fresh PostgreSQL database ([`TestEnv`]); users with dev tokens, node
+//! keys from fixed seeds, registered node clients.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,21 +14,59 @@ use kachery_protocol::{ChannelName, Email, Label, NodeId, RoleSet};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A dev-login hub keeping its state in `data_dir`.
-pub async fn spawn_hub(data_dir: &Path) -> HubHandle {
-    spawn_hub_at(data_dir, "127.0.0.1:0".parse().unwrap()).await
+pub use crate::database::Backend;
+use crate::database::TestDatabase;
+
+/// Where one test's hubs keep their state: a temporary data directory and, on
+/// PostgreSQL, a database of its own that is dropped with this value.
+pub struct TestEnv {
+    // Dropped first, so the database goes before the directory.
+    database: Option<TestDatabase>,
+    dir: tempfile::TempDir,
 }
 
-/// A dev-login hub on a given address (to restart on the same port).
-pub async fn spawn_hub_at(data_dir: &Path, bind: SocketAddr) -> HubHandle {
-    let config = HubConfig {
-        bind,
-        data_dir: data_dir.to_owned(),
-        dev_login: true,
-        admins: vec![email("admin@example.org")],
-        ..HubConfig::default()
-    };
-    spawn(config).await.expect("the test hub starts")
+impl TestEnv {
+    /// A fresh environment on `backend`; panics if PostgreSQL is asked for but unreachable.
+    pub async fn new(backend: Backend) -> Self {
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::create().await),
+        };
+        let dir = tempfile::tempdir().expect("a temporary directory can be made");
+        Self { database, dir }
+    }
+
+    /// The temporary directory, also the data directory of [`TestEnv::config`].
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A dev-login config on 127.0.0.1:0 with this environment's data directory and
+    /// database; SQLite uses the default file in the data directory.
+    pub fn config(&self) -> HubConfig {
+        HubConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            data_dir: self.dir.path().to_owned(),
+            database_url: self.database.as_ref().map(TestDatabase::url),
+            dev_login: true,
+            admins: vec![email("admin@example.org")],
+            ..HubConfig::default()
+        }
+    }
+
+    /// A dev-login hub on this environment.
+    pub async fn spawn_hub(&self) -> HubHandle {
+        spawn(self.config()).await.expect("the test hub starts")
+    }
+
+    /// A dev-login hub on a given address (to restart on the same port).
+    pub async fn spawn_hub_at(&self, bind: SocketAddr) -> HubHandle {
+        let config = HubConfig {
+            bind,
+            ..self.config()
+        };
+        spawn(config).await.expect("the test hub starts")
+    }
 }
 
 pub fn email(text: &str) -> Email {

@@ -11,6 +11,14 @@ use kachery_protocol::node_api::{PresignedRequest, UploadItem};
 
 use crate::common::*;
 
+on_both_backends!(
+    upload_url_then_download_url_through_the_embedded_bucket,
+    corrupt_object_reports_delete_bad_blobs,
+    state_and_master_key_survive_a_restart,
+    dev_login_is_refused_on_a_non_loopback_bind,
+    a_hub_without_dev_login_needs_a_private_master_key_and_hides_dev_tokens,
+);
+
 /// Sends a presigned request exactly as given, with `body` for PUTs.
 async fn send_presigned(request: &PresignedRequest, body: Vec<u8>) -> reqwest::Response {
     let http = reqwest::Client::new();
@@ -24,10 +32,9 @@ async fn send_presigned(request: &PresignedRequest, body: Vec<u8>) -> reqwest::R
     builder.body(body).send().await.expect("the bucket answers")
 }
 
-#[tokio::test]
-async fn upload_url_then_download_url_through_the_embedded_bucket() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn upload_url_then_download_url_through_the_embedded_bucket(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let channel = create_channel(&alice, "lab.files").await;
     let node = register_node(&hub, &alice, &node_key(40), "alice@example.org").await;
@@ -88,10 +95,9 @@ async fn upload_url_then_download_url_through_the_embedded_bucket() -> TestResul
     Ok(())
 }
 
-#[tokio::test]
-async fn corrupt_object_reports_delete_bad_blobs() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn corrupt_object_reports_delete_bad_blobs(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let channel = create_channel(&alice, "lab.corrupt").await;
     let node = register_node(&hub, &alice, &node_key(41), "alice@example.org").await;
@@ -110,7 +116,7 @@ async fn corrupt_object_reports_delete_bad_blobs() -> TestResult {
     // Plant bad bytes under a blob's name, as a broken backend or disk would.
     let sha1 = Sha1Hash::of(b"the real content");
     let key = BucketKey::blob(&channel, &sha1);
-    let path = dir.path().join("bucket").join("objects").join(key.as_str());
+    let path = env.path().join("bucket").join("objects").join(key.as_str());
     std::fs::create_dir_all(path.parent().unwrap())?;
     std::fs::write(&path, b"something else")?;
 
@@ -121,10 +127,9 @@ async fn corrupt_object_reports_delete_bad_blobs() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn state_and_master_key_survive_a_restart() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn state_and_master_key_survive_a_restart(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let anonymous = HubUserClient::new(hub.public_url().clone(), None);
     let token = anonymous
         .dev_token(&email("alice@example.org"))
@@ -159,7 +164,7 @@ async fn state_and_master_key_survive_a_restart() -> TestResult {
     hub.shutdown().await?;
 
     // Same data directory and port, so the public URL (and the upload URL) stay valid.
-    let hub = spawn_hub_at(dir.path(), bind).await;
+    let hub = env.spawn_hub_at(bind).await;
     let alice = HubUserClient::new(hub.public_url().clone(), Some(token));
     let nodes = alice.nodes().await?;
     assert_eq!(nodes.items.len(), 1);
@@ -182,14 +187,11 @@ async fn state_and_master_key_survive_a_restart() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn dev_login_is_refused_on_a_non_loopback_bind() {
-    let dir = tempfile::tempdir().unwrap();
+async fn dev_login_is_refused_on_a_non_loopback_bind(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
     let config = HubConfig {
-        bind: "0.0.0.0:0".parse().unwrap(),
-        data_dir: dir.path().to_owned(),
-        dev_login: true,
-        ..HubConfig::default()
+        bind: "0.0.0.0:0".parse()?,
+        ..env.config()
     };
     let error = spawn(config)
         .await
@@ -199,29 +201,29 @@ async fn dev_login_is_refused_on_a_non_loopback_bind() {
     assert!(error.to_string().contains("0.0.0.0"), "{error}");
 
     let config = HubConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_url: Some("https://hub.example.org".parse().unwrap()),
-        data_dir: dir.path().to_owned(),
-        dev_login: true,
-        ..HubConfig::default()
+        public_url: Some("https://hub.example.org".parse()?),
+        ..env.config()
     };
     let error = spawn(config)
         .await
         .err()
         .expect("dev login with a public host is refused");
     assert!(error.to_string().contains("hub.example.org"), "{error}");
+    Ok(())
 }
 
-#[tokio::test]
-async fn a_hub_without_dev_login_needs_a_private_master_key_and_hides_dev_tokens() -> TestResult {
-    let dir = tempfile::tempdir()?;
+async fn a_hub_without_dev_login_needs_a_private_master_key_and_hides_dev_tokens(
+    backend: Backend,
+) -> TestResult {
+    let env = TestEnv::new(backend).await;
     let config = |key_file| HubConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
+        data_dir: env.path().join("data"),
         master_key_file: Some(key_file),
-        ..HubConfig::default()
+        dev_login: false,
+        admins: Vec::new(),
+        ..env.config()
     };
-    let key_file = dir.path().join("master.key");
+    let key_file = env.path().join("master.key");
     std::fs::write(&key_file, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n")?;
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644))?;
     let error = spawn(config(key_file.clone()))
@@ -242,5 +244,23 @@ async fn a_hub_without_dev_login_needs_a_private_master_key_and_hides_dev_tokens
     assert!(response.status().is_success());
     assert!(response.headers().contains_key("x-request-id"));
     hub.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unsupported_database_url_is_refused_without_echoing_it() -> TestResult {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let config = HubConfig {
+        database_url: Some("mysql://hub:hunter2@db.internal/kachery".to_owned()),
+        ..env.config()
+    };
+    let error = spawn(config).await.err().expect("a mysql url is refused");
+    assert!(matches!(error, StartError::UnsupportedDatabase { .. }));
+    let message = error.to_string();
+    assert!(
+        message.contains("\"mysql\"") && message.contains("postgres://"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
     Ok(())
 }

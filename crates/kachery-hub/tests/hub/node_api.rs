@@ -11,14 +11,20 @@ use kachery_protocol::signing::{Purpose, sign};
 
 use crate::common::*;
 
+on_both_backends!(
+    replayed_tampered_misssigned_and_stale_requests_are_refused,
+    shape_hub_and_registration_checks,
+);
+
 fn get_config() -> NodeRequest {
     NodeRequest::GetNodeConfig(GetNodeConfigRequest { known_etag: None })
 }
 
-#[tokio::test]
-async fn replayed_tampered_misssigned_and_stale_requests_are_refused() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn replayed_tampered_misssigned_and_stale_requests_are_refused(
+    backend: Backend,
+) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let node = register_node(&hub, &alice, &node_key(10), "alice@example.org").await;
 
@@ -87,10 +93,9 @@ async fn replayed_tampered_misssigned_and_stale_requests_are_refused() -> TestRe
     Ok(())
 }
 
-#[tokio::test]
-async fn shape_hub_and_registration_checks() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn shape_hub_and_registration_checks(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let node = register_node(&hub, &alice, &node_key(11), "alice@example.org").await;
 

@@ -6,15 +6,20 @@ use kachery_protocol::{Label, SignedEnvelope};
 
 use crate::common::*;
 
+on_both_backends!(
+    valid_registration_creates_the_record,
+    each_failed_check_is_registration_invalid,
+    duplicate_registration_is_node_exists,
+);
+
 fn envelope(seed: u8, owner: &str, hub: &str, timestamp: i64) -> SignedEnvelope {
     let label = Label::parse("laptop").unwrap();
     registration_envelope(&node_key(seed), email(owner), label, hub, timestamp).unwrap()
 }
 
-#[tokio::test]
-async fn valid_registration_creates_the_record() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn valid_registration_creates_the_record(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
 
     let view = alice
@@ -35,10 +40,9 @@ async fn valid_registration_creates_the_record() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn each_failed_check_is_registration_invalid() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn each_failed_check_is_registration_invalid(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let origin = hub_origin(&hub);
     let now = now_ms();
@@ -82,10 +86,9 @@ async fn each_failed_check_is_registration_invalid() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn duplicate_registration_is_node_exists() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn duplicate_registration_is_node_exists(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let origin = hub_origin(&hub);
 

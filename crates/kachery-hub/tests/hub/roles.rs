@@ -6,10 +6,15 @@ use kachery_protocol::{Band, Sha1Hash};
 
 use crate::common::*;
 
-#[tokio::test]
-async fn only_requested_and_granted_roles_are_effective() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+on_both_backends!(
+    only_requested_and_granted_roles_are_effective,
+    revoking_a_grant_or_deleting_the_channel_leaves_no_roles,
+    leaving_or_lowering_requested_roles_reduces_e,
+);
+
+async fn only_requested_and_granted_roles_are_effective(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let bob = sign_in(&hub, "bob@example.org").await;
     let channel = create_channel(&alice, "lab.roles").await;
@@ -75,10 +80,9 @@ async fn only_requested_and_granted_roles_are_effective() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn revoking_a_grant_or_deleting_the_channel_leaves_no_roles() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn revoking_a_grant_or_deleting_the_channel_leaves_no_roles(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let channel = create_channel(&alice, "lab.revoke").await;
     let node = register_node(&hub, &alice, &node_key(21), "alice@example.org").await;
@@ -139,10 +143,9 @@ async fn revoking_a_grant_or_deleting_the_channel_leaves_no_roles() -> TestResul
     Ok(())
 }
 
-#[tokio::test]
-async fn leaving_or_lowering_requested_roles_reduces_e() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn leaving_or_lowering_requested_roles_reduces_e(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let channel = create_channel(&alice, "lab.leave").await;
     let node = register_node(&hub, &alice, &node_key(22), "alice@example.org").await;

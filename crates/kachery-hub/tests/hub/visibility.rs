@@ -4,10 +4,14 @@ use kachery_protocol::api_error::ErrorCode;
 
 use crate::common::*;
 
-#[tokio::test]
-async fn another_user_cannot_read_or_change_grants_or_nodes() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+on_both_backends!(
+    another_user_cannot_read_or_change_grants_or_nodes,
+    requests_without_a_valid_token_or_with_unknown_fields_are_refused,
+);
+
+async fn another_user_cannot_read_or_change_grants_or_nodes(backend: Backend) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let alice = sign_in(&hub, "alice@example.org").await;
     let mallory = sign_in(&hub, "mallory@example.org").await;
     let channel = create_channel(&alice, "lab.private").await;
@@ -95,10 +99,11 @@ async fn another_user_cannot_read_or_change_grants_or_nodes() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn requests_without_a_valid_token_or_with_unknown_fields_are_refused() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let hub = spawn_hub(dir.path()).await;
+async fn requests_without_a_valid_token_or_with_unknown_fields_are_refused(
+    backend: Backend,
+) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let hub = env.spawn_hub().await;
     let anonymous = kachery_client::HubUserClient::new(hub.public_url().clone(), None);
     assert_eq!(code_of(anonymous.me().await), ErrorCode::Unauthenticated);
     let forged = kachery_client::HubUserClient::new(

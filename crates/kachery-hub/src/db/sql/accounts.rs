@@ -1,44 +1,75 @@
-//! Users, API tokens, nonces and the audit log on SQLite.
+//! Users, API tokens, nonces and the audit log.
 
 use kachery_protocol::{Email, NodeId, Nonce};
-use sqlx::SqliteConnection;
+use sqlx::{ColumnIndex, Executor, Transaction};
 
-use super::SqliteDb;
-use super::rows::{column, parsed};
+use super::{Backend, SqlArg, SqlDb, SqlValue};
 use crate::db::{AuditEntry, DbError, NewApiToken, TokenRecord};
 
 /// `last_used_at` is stamped at most this often, so reads stay mostly read-only.
 const TOKEN_TOUCH_INTERVAL_MS: i64 = 60_000;
 
-/// Writes one audit row on the caller's connection (usually inside its transaction).
-pub async fn insert_audit(
-    connection: &mut SqliteConnection,
-    audit: &AuditEntry,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO audit_log \
-         (at, actor_kind, actor, action, channel_id, target, details, request_id, dev_login) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(audit.at)
-    .bind(audit.actor_kind)
-    .bind(&audit.actor)
-    .bind(audit.action)
-    .bind(audit.channel_id)
-    .bind(&audit.target)
-    .bind(audit.details.to_string())
-    .bind(&audit.request_id)
-    .bind(audit.dev_login)
-    .execute(connection)
-    .await
-    .map_err(DbError::Query)?;
-    Ok(())
-}
+impl<DB> SqlDb<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row> + SqlArg<DB>,
+    i64: SqlValue<DB>,
+    bool: SqlValue<DB>,
+    String: SqlValue<DB>,
+    Option<i64>: SqlValue<DB>,
+    Option<String>: SqlValue<DB>,
+{
+    /// Writes one audit row on the caller's connection (usually inside its transaction).
+    pub(super) async fn insert_audit(
+        connection: &mut DB::Connection,
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO audit_log \
+             (at, actor_kind, actor, action, channel_id, target, details, request_id, dev_login) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(audit.at)
+        .bind(audit.actor_kind)
+        .bind(&audit.actor)
+        .bind(audit.action)
+        .bind(audit.channel_id)
+        .bind(&audit.target)
+        .bind(audit.details.to_string())
+        .bind(&audit.request_id)
+        .bind(audit.dev_login)
+        .execute(connection)
+        .await
+        .map_err(DbError::Query)?;
+        Ok(())
+    }
 
-impl SqliteDb {
+    /// Writes the mutation's audit row and commits: the last step of every mutation.
+    pub(super) async fn commit_audited(
+        mut tx: Transaction<'static, DB>,
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(DbError::Query)
+    }
+
+    /// [`Self::commit_audited`] for a write that must have changed a row: if `result`
+    /// changed none, [`DbError::NotFound`] and the transaction rolls back on drop.
+    pub(super) async fn commit_if_changed(
+        tx: Transaction<'static, DB>,
+        result: &DB::QueryResult,
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
+        if DB::rows_affected(result) == 0 {
+            return Err(DbError::NotFound);
+        }
+        Self::commit_audited(tx, audit).await
+    }
+
     pub(super) async fn touch_user_impl(&self, email: &Email, now: i64) -> Result<i64, DbError> {
         let row = sqlx::query(
-            "INSERT INTO users (email, created_at, last_login_at) VALUES (?, ?, ?) \
+            "INSERT INTO users (email, created_at, last_login_at) VALUES ($1, $2, $3) \
              ON CONFLICT (email) DO UPDATE SET last_login_at = excluded.last_login_at \
              RETURNING id",
         )
@@ -48,7 +79,7 @@ impl SqliteDb {
         .fetch_one(&self.pool)
         .await
         .map_err(DbError::Query)?;
-        column(&row, "id")
+        Self::column(&row, "id")
     }
 
     pub(super) async fn insert_api_token_impl(
@@ -60,7 +91,7 @@ impl SqliteDb {
         sqlx::query(
             "INSERT INTO api_tokens \
              (token_hash, user_id, label, dev_login, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&token.token_hash)
         .bind(token.user_id)
@@ -71,8 +102,7 @@ impl SqliteDb {
         .execute(&mut *tx)
         .await
         .map_err(DbError::Query)?;
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)
+        Self::commit_audited(tx, &audit).await
     }
 
     pub(super) async fn api_token_impl(
@@ -82,7 +112,7 @@ impl SqliteDb {
     ) -> Result<Option<TokenRecord>, DbError> {
         let row = sqlx::query(
             "SELECT t.id, t.expires_at, t.revoked_at, t.dev_login, t.last_used_at, u.email \
-             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -90,21 +120,21 @@ impl SqliteDb {
         .map_err(DbError::Query)?;
         let Some(row) = row else { return Ok(None) };
 
-        let last_used_at: Option<i64> = column(&row, "last_used_at")?;
+        let last_used_at: Option<i64> = Self::column(&row, "last_used_at")?;
         if last_used_at.is_none_or(|at| now - at > TOKEN_TOUCH_INTERVAL_MS) {
-            sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
-                .bind(column::<i64>(&row, "id")?)
+                .bind(Self::column::<i64>(&row, "id")?)
                 .execute(&self.pool)
                 .await
                 .map_err(DbError::Query)?;
         }
 
         Ok(Some(TokenRecord {
-            email: parsed(&row, "email")?,
-            expires_at: column(&row, "expires_at")?,
-            revoked: column::<Option<i64>>(&row, "revoked_at")?.is_some(),
-            dev_login: column(&row, "dev_login")?,
+            email: Self::parsed(&row, "email")?,
+            expires_at: Self::column(&row, "expires_at")?,
+            revoked: Self::column::<Option<i64>>(&row, "revoked_at")?.is_some(),
+            dev_login: Self::column(&row, "dev_login")?,
         }))
     }
 
@@ -118,10 +148,10 @@ impl SqliteDb {
     ) -> Result<bool, DbError> {
         // An expired row not yet purged is overwritten; a live one makes this a no-op.
         let result = sqlx::query(
-            "INSERT INTO seen_nonces (signer, nonce, purpose, expires_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO seen_nonces (signer, nonce, purpose, expires_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (signer, nonce) DO UPDATE \
              SET purpose = excluded.purpose, expires_at = excluded.expires_at \
-             WHERE seen_nonces.expires_at < ?",
+             WHERE seen_nonces.expires_at < $5",
         )
         .bind(signer.to_string())
         .bind(nonce.to_string())
@@ -131,7 +161,7 @@ impl SqliteDb {
         .execute(&self.pool)
         .await
         .map_err(DbError::Query)?;
-        Ok(result.rows_affected() == 1)
+        Ok(DB::rows_affected(&result) == 1)
     }
 
     pub(super) async fn purge_expired_impl(
@@ -139,23 +169,23 @@ impl SqliteDb {
         now: i64,
         credential_audit_before: i64,
     ) -> Result<u64, DbError> {
-        let nonces = sqlx::query("DELETE FROM seen_nonces WHERE expires_at < ?")
+        let nonces = sqlx::query("DELETE FROM seen_nonces WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await
             .map_err(DbError::Query)?;
         let audit =
-            sqlx::query("DELETE FROM audit_log WHERE action LIKE 'credential.%' AND at < ?")
+            sqlx::query("DELETE FROM audit_log WHERE action LIKE 'credential.%' AND at < $1")
                 .bind(credential_audit_before)
                 .execute(&self.pool)
                 .await
                 .map_err(DbError::Query)?;
-        Ok(nonces.rows_affected() + audit.rows_affected())
+        Ok(DB::rows_affected(&nonces) + DB::rows_affected(&audit))
     }
 
     pub(super) async fn append_audit_impl(&self, audit: AuditEntry) -> Result<(), DbError> {
         let mut connection = self.pool.acquire().await.map_err(DbError::Query)?;
-        insert_audit(&mut connection, &audit).await
+        Self::insert_audit(&mut connection, &audit).await
     }
 
     pub(super) async fn uploaders_of_impl(
@@ -168,8 +198,8 @@ impl SqliteDb {
         let pattern = format!("%{}%", escape_like(key));
         let rows = sqlx::query(
             "SELECT actor, details FROM audit_log \
-             WHERE channel_id = ? AND action = 'credential.upload' AND at >= ? \
-             AND details LIKE ? ESCAPE '\\' ORDER BY at",
+             WHERE channel_id = $1 AND action = 'credential.upload' AND at >= $2 \
+             AND details LIKE $3 ESCAPE '\\' ORDER BY at",
         )
         .bind(channel_id)
         .bind(since)
@@ -180,7 +210,7 @@ impl SqliteDb {
 
         let mut uploaders = Vec::new();
         for row in rows {
-            let details: String = column(&row, "details")?;
+            let details: String = Self::column(&row, "details")?;
             let details: serde_json::Value =
                 serde_json::from_str(&details).map_err(|error| DbError::CorruptRow {
                     column: "audit_log.details",
@@ -189,7 +219,7 @@ impl SqliteDb {
             let names_key = details["keys"]
                 .as_array()
                 .is_some_and(|keys| keys.iter().any(|stored| stored.as_str() == Some(key)));
-            let actor: String = column(&row, "actor")?;
+            let actor: String = Self::column(&row, "actor")?;
             if names_key && !uploaders.contains(&actor) {
                 uploaders.push(actor);
             }

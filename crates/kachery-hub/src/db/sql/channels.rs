@@ -1,13 +1,13 @@
-//! Channels, memberships, grants and the effective-roles query on SQLite.
+//! Channels, memberships, grants and the effective-roles query.
 
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet};
+use sqlx::{ColumnIndex, Executor};
 
-use super::SqliteDb;
-use super::accounts::insert_audit;
-use super::rows::{self, CHANNEL_COLUMNS, column, conflict_as, parsed, read_mode_name};
+use super::rows::{CHANNEL_COLUMNS, read_mode_name};
+use super::{Backend, SqlArg, SqlDb, SqlValue, conflict_or_query};
 use crate::db::{
-    AuditEntry, ChannelRecord, ConflictKind, DbError, GrantRecord, MemberRecord, MembershipRecord,
-    NewChannel, NewGrant, NodeRecord,
+    AuditEntry, ChannelRecord, DbError, GrantRecord, MemberRecord, MembershipRecord, NewChannel,
+    NewGrant, NodeRecord,
 };
 
 /// E = R ∩ (G ∪ P), empty when the channel is deleted (SPEC §5.2). Nodes are filtered to
@@ -25,26 +25,36 @@ const MEMBERSHIP_JOINS: &str = "FROM nodes n \
      LEFT JOIN authorizations a ON a.channel_id = c.id \
           AND a.node_id = n.node_id AND a.owner_email = n.owner_email";
 
-fn membership(row: &sqlx::sqlite::SqliteRow) -> Result<MembershipRecord, DbError> {
-    Ok(MembershipRecord {
-        channel: rows::channel(row)?,
-        requested: rows::roles(row, "requested_roles")?,
-        granted: rows::roles(row, "granted_roles")?,
-        passcode: RoleSet::EMPTY,
-        effective: rows::roles(row, "effective_roles")?,
-    })
-}
+impl<DB> SqlDb<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row> + SqlArg<DB>,
+    i64: SqlValue<DB>,
+    bool: SqlValue<DB>,
+    String: SqlValue<DB>,
+    Option<i64>: SqlValue<DB>,
+    Option<String>: SqlValue<DB>,
+{
+    fn membership(row: &DB::Row) -> Result<MembershipRecord, DbError> {
+        Ok(MembershipRecord {
+            channel: Self::channel_row(row)?,
+            requested: Self::roles(row, "requested_roles")?,
+            granted: Self::roles(row, "granted_roles")?,
+            passcode: RoleSet::EMPTY,
+            effective: Self::roles(row, "effective_roles")?,
+        })
+    }
 
-fn grant_record(row: &sqlx::sqlite::SqliteRow) -> Result<GrantRecord, DbError> {
-    Ok(GrantRecord {
-        node_id: parsed(row, "node_id")?,
-        owner: parsed(row, "owner_email")?,
-        granted: rows::roles(row, "granted_roles")?,
-        updated_at: column(row, "updated_at")?,
-    })
-}
+    fn grant_record(row: &DB::Row) -> Result<GrantRecord, DbError> {
+        Ok(GrantRecord {
+            node_id: Self::parsed(row, "node_id")?,
+            owner: Self::parsed(row, "owner_email")?,
+            granted: Self::roles(row, "granted_roles")?,
+            updated_at: Self::column(row, "updated_at")?,
+        })
+    }
 
-impl SqliteDb {
     pub(super) async fn create_channel_impl(
         &self,
         channel: NewChannel,
@@ -54,7 +64,7 @@ impl SqliteDb {
         let row = sqlx::query(
             "INSERT INTO channels \
              (name, owner_email, bucket_backend, read_mode, pubsub_backend, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(channel.name.as_str())
         .bind(channel.owner.as_str())
@@ -64,18 +74,14 @@ impl SqliteDb {
         .bind(channel.now)
         .fetch_one(&mut *tx)
         .await
-        .map_err(conflict_as(ConflictKind::Channel))?;
-        let id: i64 = column(&row, "id")?;
+        .map_err(conflict_or_query::<DB>)?;
+        let id: i64 = Self::column(&row, "id")?;
 
-        insert_audit(
-            &mut tx,
-            &AuditEntry {
-                channel_id: Some(id),
-                ..audit
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(DbError::Query)?;
+        let audit = AuditEntry {
+            channel_id: Some(id),
+            ..audit
+        };
+        Self::commit_audited(tx, &audit).await?;
         Ok(ChannelRecord {
             id,
             name: channel.name,
@@ -92,13 +98,13 @@ impl SqliteDb {
         &self,
         name: &ChannelName,
     ) -> Result<Option<ChannelRecord>, DbError> {
-        let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels c WHERE c.name = ?");
+        let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels c WHERE c.name = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(DbError::Query)?;
-        row.as_ref().map(rows::channel).transpose()
+        row.as_ref().map(Self::channel_row).transpose()
     }
 
     pub(super) async fn channels_for_impl(
@@ -107,10 +113,10 @@ impl SqliteDb {
         include_joined: bool,
     ) -> Result<Vec<ChannelRecord>, DbError> {
         let sql = format!(
-            "SELECT {CHANNEL_COLUMNS} FROM channels c WHERE c.owner_email = ? \
-             OR (? AND c.id IN (SELECT m.channel_id FROM memberships m \
+            "SELECT {CHANNEL_COLUMNS} FROM channels c WHERE c.owner_email = $1 \
+             OR ($2 AND c.id IN (SELECT m.channel_id FROM memberships m \
                  JOIN nodes n ON n.id = m.node_row_id \
-                 WHERE n.owner_email = ? AND n.deleted_at IS NULL)) \
+                 WHERE n.owner_email = $3 AND n.deleted_at IS NULL)) \
              ORDER BY c.name"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -120,7 +126,7 @@ impl SqliteDb {
             .fetch_all(&self.pool)
             .await
             .map_err(DbError::Query)?;
-        found.iter().map(rows::channel).collect()
+        found.iter().map(Self::channel_row).collect()
     }
 
     pub(super) async fn has_member_node_of_impl(
@@ -130,7 +136,7 @@ impl SqliteDb {
     ) -> Result<bool, DbError> {
         let found = sqlx::query(
             "SELECT 1 AS found FROM memberships m JOIN nodes n ON n.id = m.node_row_id \
-             WHERE m.channel_id = ? AND n.owner_email = ? AND n.deleted_at IS NULL LIMIT 1",
+             WHERE m.channel_id = $1 AND n.owner_email = $2 AND n.deleted_at IS NULL LIMIT 1",
         )
         .bind(channel_id)
         .bind(owner.as_str())
@@ -148,17 +154,13 @@ impl SqliteDb {
     ) -> Result<(), DbError> {
         let mut tx = self.begin_write().await?;
         let result =
-            sqlx::query("UPDATE channels SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            sqlx::query("UPDATE channels SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
                 .bind(now)
                 .bind(channel_id)
                 .execute(&mut *tx)
                 .await
                 .map_err(DbError::Query)?;
-        if result.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)
+        Self::commit_if_changed(tx, &result, &audit).await
     }
 
     pub(super) async fn join_channel_impl(
@@ -174,8 +176,8 @@ impl SqliteDb {
         // The channel must still be live at insert time, not just when the handler looked.
         let result = sqlx::query(
             "INSERT INTO memberships (node_row_id, channel_id, requested_roles, created_at, \
-             updated_at) SELECT ?, c.id, ?, ?, ? FROM channels c \
-             WHERE c.id = ? AND c.deleted_at IS NULL",
+             updated_at) SELECT $1, c.id, $2, $3, $4 FROM channels c \
+             WHERE c.id = $5 AND c.deleted_at IS NULL",
         )
         .bind(node.row_id)
         .bind(requested.bits())
@@ -184,13 +186,8 @@ impl SqliteDb {
         .bind(channel.id)
         .execute(&mut *tx)
         .await
-        .map_err(conflict_as(ConflictKind::Membership))?;
-        if result.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
-
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)
+        .map_err(conflict_or_query::<DB>)?;
+        Self::commit_if_changed(tx, &result, &audit).await
     }
 
     pub(super) async fn update_membership_impl(
@@ -203,8 +200,8 @@ impl SqliteDb {
     ) -> Result<(), DbError> {
         let mut tx = self.begin_write().await?;
         let result = sqlx::query(
-            "UPDATE memberships SET requested_roles = ?, updated_at = ? \
-             WHERE node_row_id = ? AND channel_id = (SELECT id FROM channels WHERE name = ?)",
+            "UPDATE memberships SET requested_roles = $1, updated_at = $2 \
+             WHERE node_row_id = $3 AND channel_id = (SELECT id FROM channels WHERE name = $4)",
         )
         .bind(requested.bits())
         .bind(now)
@@ -213,11 +210,7 @@ impl SqliteDb {
         .execute(&mut *tx)
         .await
         .map_err(DbError::Query)?;
-        if result.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)
+        Self::commit_if_changed(tx, &result, &audit).await
     }
 
     pub(super) async fn leave_channel_impl(
@@ -229,18 +222,14 @@ impl SqliteDb {
         let mut tx = self.begin_write().await?;
         let result = sqlx::query(
             "DELETE FROM memberships \
-             WHERE node_row_id = ? AND channel_id = (SELECT id FROM channels WHERE name = ?)",
+             WHERE node_row_id = $1 AND channel_id = (SELECT id FROM channels WHERE name = $2)",
         )
         .bind(node.row_id)
         .bind(channel.as_str())
         .execute(&mut *tx)
         .await
         .map_err(DbError::Query)?;
-        if result.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)
+        Self::commit_if_changed(tx, &result, &audit).await
     }
 
     pub(super) async fn memberships_of_impl(
@@ -249,14 +238,14 @@ impl SqliteDb {
     ) -> Result<Vec<MembershipRecord>, DbError> {
         let sql = format!(
             "SELECT {CHANNEL_COLUMNS}, {EFFECTIVE_ROLES} {MEMBERSHIP_JOINS} \
-             WHERE n.id = ? AND n.deleted_at IS NULL ORDER BY c.name"
+             WHERE n.id = $1 AND n.deleted_at IS NULL ORDER BY c.name"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(node.row_id)
             .fetch_all(&self.pool)
             .await
             .map_err(DbError::Query)?;
-        found.iter().map(membership).collect()
+        found.iter().map(Self::membership).collect()
     }
 
     pub(super) async fn membership_impl(
@@ -267,7 +256,7 @@ impl SqliteDb {
     ) -> Result<Option<MembershipRecord>, DbError> {
         let sql = format!(
             "SELECT {CHANNEL_COLUMNS}, {EFFECTIVE_ROLES} {MEMBERSHIP_JOINS} \
-             WHERE n.node_id = ? AND n.owner_email = ? AND n.deleted_at IS NULL AND c.name = ?"
+             WHERE n.node_id = $1 AND n.owner_email = $2 AND n.deleted_at IS NULL AND c.name = $3"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(node_id.to_string())
@@ -276,7 +265,7 @@ impl SqliteDb {
             .fetch_optional(&self.pool)
             .await
             .map_err(DbError::Query)?;
-        row.as_ref().map(membership).transpose()
+        row.as_ref().map(Self::membership).transpose()
     }
 
     pub(super) async fn put_grant_impl(
@@ -288,7 +277,7 @@ impl SqliteDb {
         sqlx::query(
             "INSERT INTO authorizations \
              (channel_id, node_id, owner_email, granted_roles, updated_at, updated_by) \
-             VALUES (?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (channel_id, node_id, owner_email) DO UPDATE \
              SET granted_roles = excluded.granted_roles, updated_at = excluded.updated_at, \
                  updated_by = excluded.updated_by",
@@ -302,8 +291,7 @@ impl SqliteDb {
         .execute(&mut *tx)
         .await
         .map_err(DbError::Query)?;
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)?;
+        Self::commit_audited(tx, &audit).await?;
         Ok(GrantRecord {
             node_id: grant.node_id,
             owner: grant.owner,
@@ -321,7 +309,7 @@ impl SqliteDb {
     ) -> Result<(), DbError> {
         let mut tx = self.begin_write().await?;
         let result = sqlx::query(
-            "DELETE FROM authorizations WHERE channel_id = ? AND node_id = ? AND owner_email = ?",
+            "DELETE FROM authorizations WHERE channel_id = $1 AND node_id = $2 AND owner_email = $3",
         )
         .bind(channel_id)
         .bind(node_id.to_string())
@@ -329,11 +317,7 @@ impl SqliteDb {
         .execute(&mut *tx)
         .await
         .map_err(DbError::Query)?;
-        if result.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)
+        Self::commit_if_changed(tx, &result, &audit).await
     }
 
     pub(super) async fn grants_of_impl(
@@ -342,13 +326,13 @@ impl SqliteDb {
     ) -> Result<Vec<GrantRecord>, DbError> {
         let found = sqlx::query(
             "SELECT node_id, owner_email, granted_roles, updated_at FROM authorizations \
-             WHERE channel_id = ? ORDER BY owner_email, node_id",
+             WHERE channel_id = $1 ORDER BY owner_email, node_id",
         )
         .bind(channel_id)
         .fetch_all(&self.pool)
         .await
         .map_err(DbError::Query)?;
-        found.iter().map(grant_record).collect()
+        found.iter().map(Self::grant_record).collect()
     }
 
     pub(super) async fn members_of_impl(
@@ -357,7 +341,7 @@ impl SqliteDb {
     ) -> Result<Vec<MemberRecord>, DbError> {
         let sql = format!(
             "SELECT n.node_id, n.owner_email, n.label, n.last_report_at, {EFFECTIVE_ROLES} \
-             {MEMBERSHIP_JOINS} WHERE c.id = ? AND n.deleted_at IS NULL \
+             {MEMBERSHIP_JOINS} WHERE c.id = $1 AND n.deleted_at IS NULL \
              ORDER BY n.owner_email, n.label"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -369,13 +353,13 @@ impl SqliteDb {
             .iter()
             .map(|row| {
                 Ok(MemberRecord {
-                    node_id: parsed(row, "node_id")?,
-                    owner: parsed(row, "owner_email")?,
-                    label: parsed(row, "label")?,
-                    last_report_at: column(row, "last_report_at")?,
-                    requested: rows::roles(row, "requested_roles")?,
-                    granted: rows::roles(row, "granted_roles")?,
-                    effective: rows::roles(row, "effective_roles")?,
+                    node_id: Self::parsed(row, "node_id")?,
+                    owner: Self::parsed(row, "owner_email")?,
+                    label: Self::parsed(row, "label")?,
+                    last_report_at: Self::column(row, "last_report_at")?,
+                    requested: Self::roles(row, "requested_roles")?,
+                    granted: Self::roles(row, "granted_roles")?,
+                    effective: Self::roles(row, "effective_roles")?,
                 })
             })
             .collect()

@@ -1,13 +1,23 @@
-//! Node records on SQLite: registration, rename, delete, reports.
+//! Node records: registration, rename, delete, reports.
 
 use kachery_protocol::{ChannelName, Email, Label, NodeId};
+use sqlx::{ColumnIndex, Executor};
 
-use super::SqliteDb;
-use super::accounts::insert_audit;
-use super::rows::{self, NODE_COLUMNS, conflict_as, parsed};
+use super::rows::NODE_COLUMNS;
+use super::{Backend, SqlArg, SqlDb, SqlValue, conflict_or_query};
 use crate::db::{AuditEntry, ConflictKind, DbError, NewNode, NodeRecord};
 
-impl SqliteDb {
+impl<DB> SqlDb<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row> + SqlArg<DB>,
+    i64: SqlValue<DB>,
+    bool: SqlValue<DB>,
+    String: SqlValue<DB>,
+    Option<i64>: SqlValue<DB>,
+    Option<String>: SqlValue<DB>,
+{
     pub(super) async fn register_node_impl(
         &self,
         node: NewNode,
@@ -19,18 +29,18 @@ impl SqliteDb {
         // record was deleted in between.
         sqlx::query(
             "INSERT INTO seen_nonces (signer, nonce, purpose, expires_at) \
-             VALUES (?, ?, 'register-node', ?)",
+             VALUES ($1, $2, 'register-node', $3)",
         )
         .bind(node.node_id.to_string())
         .bind(node.nonce.to_string())
         .bind(node.nonce_expires_at)
         .execute(&mut *tx)
         .await
-        .map_err(conflict_as(ConflictKind::Nonce))?;
+        .map_err(conflict_or_query::<DB>)?;
 
         // A soft-deleted record comes back to life; a live one is a conflict.
         let inserted = sqlx::query(
-            "INSERT INTO nodes (node_id, owner_email, label, created_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO nodes (node_id, owner_email, label, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (node_id, owner_email) DO UPDATE \
              SET label = excluded.label, created_at = excluded.created_at, \
                  deleted_at = NULL, last_report_at = NULL, last_report = NULL \
@@ -47,10 +57,9 @@ impl SqliteDb {
         let Some(row) = inserted else {
             return Err(DbError::Conflict(ConflictKind::Node));
         };
-        let row_id: i64 = rows::column(&row, "id")?;
+        let row_id: i64 = Self::column(&row, "id")?;
 
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)?;
+        Self::commit_audited(tx, &audit).await?;
         Ok(NodeRecord {
             row_id,
             node_id: node.node_id,
@@ -69,7 +78,7 @@ impl SqliteDb {
     ) -> Result<Option<NodeRecord>, DbError> {
         let sql = format!(
             "SELECT {NODE_COLUMNS} FROM nodes n \
-             WHERE n.node_id = ? AND n.owner_email = ? AND n.deleted_at IS NULL"
+             WHERE n.node_id = $1 AND n.owner_email = $2 AND n.deleted_at IS NULL"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(node_id.to_string())
@@ -77,20 +86,20 @@ impl SqliteDb {
             .fetch_optional(&self.pool)
             .await
             .map_err(DbError::Query)?;
-        row.as_ref().map(rows::node).transpose()
+        row.as_ref().map(Self::node_row).transpose()
     }
 
     pub(super) async fn nodes_of_impl(&self, owner: &Email) -> Result<Vec<NodeRecord>, DbError> {
         let sql = format!(
             "SELECT {NODE_COLUMNS} FROM nodes n \
-             WHERE n.owner_email = ? AND n.deleted_at IS NULL ORDER BY n.label, n.node_id"
+             WHERE n.owner_email = $1 AND n.deleted_at IS NULL ORDER BY n.label, n.node_id"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(DbError::Query)?;
-        found.iter().map(rows::node).collect()
+        found.iter().map(Self::node_row).collect()
     }
 
     pub(super) async fn rename_node_impl(
@@ -100,17 +109,14 @@ impl SqliteDb {
         audit: AuditEntry,
     ) -> Result<(), DbError> {
         let mut tx = self.begin_write().await?;
-        let result = sqlx::query("UPDATE nodes SET label = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(label.as_str())
-            .bind(node.row_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(DbError::Query)?;
-        if result.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)
+        let result =
+            sqlx::query("UPDATE nodes SET label = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(label.as_str())
+                .bind(node.row_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(DbError::Query)?;
+        Self::commit_if_changed(tx, &result, &audit).await
     }
 
     pub(super) async fn delete_node_impl(
@@ -121,35 +127,34 @@ impl SqliteDb {
     ) -> Result<Vec<ChannelName>, DbError> {
         let mut tx = self.begin_write().await?;
         let result =
-            sqlx::query("UPDATE nodes SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            sqlx::query("UPDATE nodes SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
                 .bind(now)
                 .bind(node.row_id)
                 .execute(&mut *tx)
                 .await
                 .map_err(DbError::Query)?;
-        if result.rows_affected() == 0 {
+        if DB::rows_affected(&result) == 0 {
             return Err(DbError::NotFound);
         }
 
         // Grants stay (they are the channel owners' decisions); memberships go.
         let left = sqlx::query(
             "SELECT c.name FROM memberships m JOIN channels c ON c.id = m.channel_id \
-             WHERE m.node_row_id = ?",
+             WHERE m.node_row_id = $1",
         )
         .bind(node.row_id)
         .fetch_all(&mut *tx)
         .await
         .map_err(DbError::Query)?;
-        sqlx::query("DELETE FROM memberships WHERE node_row_id = ?")
+        sqlx::query("DELETE FROM memberships WHERE node_row_id = $1")
             .bind(node.row_id)
             .execute(&mut *tx)
             .await
             .map_err(DbError::Query)?;
 
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(DbError::Query)?;
+        Self::commit_audited(tx, &audit).await?;
         left.iter()
-            .map(|row| parsed::<ChannelName>(row, "name"))
+            .map(|row| Self::parsed::<ChannelName>(row, "name"))
             .collect()
     }
 
@@ -159,7 +164,7 @@ impl SqliteDb {
         report_json: &str,
         now: i64,
     ) -> Result<(), DbError> {
-        sqlx::query("UPDATE nodes SET last_report = ?, last_report_at = ? WHERE id = ?")
+        sqlx::query("UPDATE nodes SET last_report = $1, last_report_at = $2 WHERE id = $3")
             .bind(report_json)
             .bind(now)
             .bind(node.row_id)

@@ -1,68 +1,117 @@
-//! [`SqliteDb`]: the hub database on one SQLite file in WAL mode.
+//! [`SqlDb`]: the one implementation of [`HubDb`], generic over the sqlx driver, shared by
+//! SQLite ([`super::SqliteDb`]) and PostgreSQL ([`super::PostgresDb`]).
 //!
-//! Migrations live in `crates/kachery-hub/migrations/sqlite/` and run at startup. Write
-//! transactions start with `BEGIN IMMEDIATE` so two writers queue on the busy timeout
-//! instead of failing when a deferred transaction tries to upgrade its lock.
+//! Every query is written once, in the subset both databases understand: `$1`-style
+//! placeholders (SQLite accepts them as numbered parameters), `ON CONFLICT ... DO UPDATE
+//! ... WHERE`, `RETURNING`, bitwise `&` on integer role sets, `LIKE ... ESCAPE`. Columns
+//! are 64-bit integers, text and booleans only, so each Rust type decodes from exactly one
+//! column type on both sides (PostgreSQL is strict: an `i64` reads only `BIGINT`). What
+//! really differs lives behind the small [`Backend`] trait: how a write transaction starts,
+//! how a unique violation names the rule it broke, and the driver's row count.
+//!
+//! Why generic code over concrete drivers rather than sqlx's `Any` driver: `Any` needs its
+//! own cargo feature and a runtime driver registry, passes SQL through untranslated (so it
+//! saves nothing on placeholders), decodes only a handful of types, and hides the
+//! driver-specific error details (the PostgreSQL constraint name, SQLite's `BEGIN
+//! IMMEDIATE`) that the conflict mapping and the write locking depend on. The price of
+//! generics is the `where` clause repeated on each impl block: Rust does not imply bounds
+//! on other types (`i64: Encode<DB>`) from a trait's `where` clause, so they cannot be
+//! folded into [`Backend`]. [`SqlValue`] and [`SqlArg`] keep that clause short.
+//!
+//! Queries live in [`accounts`] (users, tokens, nonces, audit), [`nodes`] and
+//! [`channels`] (channels, memberships, grants, effective roles); [`rows`] turns rows back
+//! into validated records.
 
 mod accounts;
 mod channels;
 mod nodes;
 mod rows;
 
-use std::str::FromStr;
-use std::time::Duration;
+use std::future::Future;
 
 use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::error::DatabaseError;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+};
 
 use crate::db::{
-    AuditEntry, ChannelRecord, DbError, DbFuture, GrantRecord, HubDb, MemberRecord,
+    AuditEntry, ChannelRecord, ConflictKind, DbError, DbFuture, GrantRecord, HubDb, MemberRecord,
     MembershipRecord, NewApiToken, NewChannel, NewGrant, NewNode, NodeRecord, TokenRecord,
 };
 
-/// How long a statement waits for another writer before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// What differs between the drivers once the SQL is the same.
+pub trait Backend: Database<Arguments: IntoArguments<Self>> {
+    /// Starts a transaction that will write, so concurrent writers queue instead of
+    /// failing half-way.
+    fn begin_write(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
-/// The SQLite implementation of [`HubDb`]; one pool per hub process.
-pub struct SqliteDb {
-    pool: SqlitePool,
+    /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// The uniqueness rule a failed write broke, if the error is a unique violation of a
+    /// rule the hub reports as a conflict.
+    fn conflict_kind(error: &dyn DatabaseError) -> Option<ConflictKind>;
 }
 
-impl SqliteDb {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path`) and migrates it.
-    pub async fn open(url: &str) -> Result<Self, DbError> {
-        let open_error = |source| DbError::Open {
-            url: url.to_owned(),
-            source,
-        };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_error)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(DbError::Migrate)?;
-        Ok(Self { pool })
+/// A type that binds as a parameter and decodes from a column of `DB`.
+pub trait SqlValue<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+impl<DB: Database, T> SqlValue<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+/// A borrowed type that binds as a parameter of `DB` (`&str`).
+pub trait SqlArg<DB: Database>: for<'q> Encode<'q, DB> + Type<DB> + Send {}
+
+impl<DB: Database, T> SqlArg<DB> for T where T: for<'q> Encode<'q, DB> + Type<DB> + Send {}
+
+/// The hub database over one connection pool of driver `DB`; one per hub process.
+pub struct SqlDb<DB: Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB: Backend> SqlDb<DB> {
+    /// Wraps a pool that is already migrated.
+    pub(super) fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, DbError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(DbError::Query)
+    async fn begin_write(&self) -> Result<Transaction<'static, DB>, DbError> {
+        DB::begin_write(&self.pool).await.map_err(DbError::Query)
     }
 }
 
-impl HubDb for SqliteDb {
+/// Maps a unique violation to [`DbError::Conflict`] of the rule it broke; any other
+/// error (a unique violation the hub does not expect included) stays a query error.
+fn conflict_or_query<DB: Backend>(error: sqlx::Error) -> DbError {
+    let kind = match &error {
+        sqlx::Error::Database(database_error) => DB::conflict_kind(database_error.as_ref()),
+        _ => None,
+    };
+    match kind {
+        Some(kind) => DbError::Conflict(kind),
+        None => DbError::Query(error),
+    }
+}
+
+impl<DB> HubDb for SqlDb<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row> + SqlArg<DB>,
+    i64: SqlValue<DB>,
+    bool: SqlValue<DB>,
+    String: SqlValue<DB>,
+    Option<i64>: SqlValue<DB>,
+    Option<String>: SqlValue<DB>,
+{
     fn ping(&self) -> DbFuture<'_, ()> {
         Box::pin(async move {
             sqlx::query("SELECT 1")
