@@ -94,6 +94,9 @@ impl fmt::Display for BrokerErrorCode {
 pub const REVOKED_EXPIRED: &str = "expired";
 /// `revoked` reason: the node has no bands left on the channel (SPEC §5.5).
 pub const REVOKED_ROLES_REMOVED: &str = "roles_removed";
+/// `revoked` reason: the node keeps some bands but lost others; it must fetch a new
+/// credential, which also tells it its new effective roles.
+pub const REVOKED_ROLES_CHANGED: &str = "roles_changed";
 /// `revoked` reason: the channel was deleted.
 pub const REVOKED_CHANNEL_DELETED: &str = "channel_deleted";
 /// `revoked` reason: the hub is shutting down (SPEC §20).

@@ -143,11 +143,11 @@ async fn reauth_for_another_node_closes_the_session() {
 }
 
 #[tokio::test]
-async fn narrowing_the_capability_stops_delivery_at_once_and_emptying_it_revokes() {
+async fn a_partial_reduction_closes_the_link_so_the_node_fetches_its_new_roles() {
     let hub = spawn_hub().await;
     let (sender, member) = (TestNode::new(1), TestNode::new(2));
     let both = "requestFiles,provideFiles";
-    let (sender_link, _) = hub.join(&sender, "lab", both, &[]).await;
+    let (_sender_link, _) = hub.join(&sender, "lab", both, &[]).await;
     let (mut member_link, _) = hub
         .join(
             &member,
@@ -157,40 +157,40 @@ async fn narrowing_the_capability_stops_delivery_at_once_and_emptying_it_revokes
         )
         .await;
 
-    // The member keeps only requestFiles: it loses its subscription to requestFiles.
+    // The member keeps only requestFiles: it loses its subscription to requestFiles at
+    // once, and its connection is closed so its node asks the hub for a new credential.
     let channel = ChannelName::parse("lab").unwrap();
     let narrowed = "requestFiles".parse::<RoleSet>().unwrap().capability();
     let n_connections =
         hub.broker
-            .update_capability(&channel, &member.id(), &member.owner, narrowed);
+            .update_capability(&channel, &member.id(), &member.owner, narrowed.clone());
     assert_eq!(n_connections, 1);
     assert_eq!(hub.subscribers("lab", Band::RequestFiles), 0);
-
-    let publisher = sender_link.publisher();
-    publisher
-        .publish(Band::RequestFiles, request_file(&sender, "lab", 1))
-        .await
-        .unwrap();
-    publisher.flush().await.unwrap();
-    publisher
-        .publish(Band::ProvideFiles, file_status(&sender, "lab", 2))
-        .await
-        .unwrap();
-    assert_eq!(
-        next_message(&mut member_link).await,
-        (Band::ProvideFiles, 2)
-    );
-
-    hub.broker
-        .update_capability(&channel, &member.id(), &member.owner, Capability::default());
     let Incoming::Revoked { reason } = next_event(&mut member_link).await else {
         panic!("expected revoked")
     };
-    assert_eq!(reason, "roles_removed");
+    assert_eq!(reason, "roles_changed");
     assert!(matches!(
         next_event(&mut member_link).await,
         Incoming::Closed { .. }
     ));
+
+    // A fresh token for the narrowed roles connects, and a reduction that takes nothing
+    // more away leaves it alone.
+    let (mut renewed_link, _) = hub
+        .join(&member, "lab", "requestFiles", &[Band::ProvideFiles])
+        .await;
+    hub.broker
+        .update_capability(&channel, &member.id(), &member.owner, narrowed);
+    assert_eq!(hub.subscribers("lab", Band::ProvideFiles), 1);
+
+    // Emptying it revokes with roles_removed.
+    hub.broker
+        .update_capability(&channel, &member.id(), &member.owner, Capability::default());
+    let Incoming::Revoked { reason } = next_event(&mut renewed_link).await else {
+        panic!("expected revoked")
+    };
+    assert_eq!(reason, "roles_removed");
     assert_eq!(hub.broker.connection_count(), 1);
 }
 

@@ -34,7 +34,7 @@ use kachery_protocol::limits::MAX_BROKER_MESSAGE_BYTES;
 use kachery_protocol::roles::Capability;
 use kachery_protocol::{Band, ChannelName, Email, NodeId};
 
-use crate::error_code::REVOKED_ROLES_REMOVED;
+use crate::error_code::{REVOKED_ROLES_CHANGED, REVOKED_ROLES_REMOVED};
 use crate::token::BrokerTokenKey;
 
 use self::registry::Registry;
@@ -103,11 +103,13 @@ impl EmbeddedBroker {
             .with_state(Arc::clone(self))
     }
 
-    /// Narrows what one node record may do on `channel` to `allowed` (SPEC §5.5).
-    /// Subscriptions outside it stop receiving at once; a connection left with no band
-    /// gets `revoked{reason: "roles_removed"}` and is closed. Rights are only ever
-    /// narrowed here: a wider capability needs a new token. Returns the number of
-    /// connections affected.
+    /// Applies a reduction of what one node record may do on `channel` (SPEC §5.5): a
+    /// connection whose bands are not all within `allowed` stops receiving at once and is
+    /// closed with `revoked{reason}`: `roles_removed` when nothing is left, else
+    /// `roles_changed`, so the node fetches a fresh credential that matches its new
+    /// effective roles. Connections already within `allowed` are untouched; rights are
+    /// never widened here (a wider capability needs a new token). Returns the number of
+    /// connections of that node record on the channel.
     pub fn update_capability(
         &self,
         channel: &ChannelName,
@@ -115,9 +117,14 @@ impl EmbeddedBroker {
         owner: &Email,
         allowed: Capability,
     ) -> usize {
-        let n_connections =
-            self.registry()
-                .narrow(channel, node_id, owner, &allowed, REVOKED_ROLES_REMOVED);
+        let n_connections = self.registry().narrow(
+            channel,
+            node_id,
+            owner,
+            &allowed,
+            REVOKED_ROLES_REMOVED,
+            REVOKED_ROLES_CHANGED,
+        );
         tracing::info!(
             node = %node_id.short(),
             %channel,

@@ -162,6 +162,7 @@ impl Registry {
         owner: &Email,
         allowed: &Capability,
         revoke_reason: &str,
+        changed_reason: &str,
     ) -> usize {
         let ids: Vec<ConnectionId> = self
             .members
@@ -176,10 +177,13 @@ impl Registry {
                 publish: intersect(&member.publish, &allowed.publish),
                 subscribe: intersect(&member.subscribe, &allowed.subscribe),
             };
+            // A connection that lost any band is closed rather than silently narrowed:
+            // the node then fetches a fresh credential and learns its new roles, so a
+            // later restore of the roles cannot leave it deaf on a band it thinks it has.
             if narrowed.is_empty() {
                 self.revoke(*id, revoke_reason);
-            } else {
-                self.replace_capability(*id, narrowed);
+            } else if narrowed.publish != member.publish || narrowed.subscribe != member.subscribe {
+                self.revoke(*id, changed_reason);
             }
         }
         ids.len()
@@ -339,6 +343,7 @@ mod tests {
             &member.owner,
             &Capability::default(),
             "gone",
+            "changed",
         );
         assert_eq!(touched, 1);
         assert_eq!(revoke.try_recv().unwrap(), "gone");
