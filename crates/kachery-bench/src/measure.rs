@@ -3,7 +3,6 @@
 //! a neighbour's compile on this shared machine can spoil one repeat but rarely two).
 
 use std::path::Path;
-use std::time::Duration;
 
 /// Wall time of one timed step plus the CPU seconds spent by the processes it involved.
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,12 +10,18 @@ pub struct Timed {
     pub wall: f64,
     /// User plus system seconds of the processes measured (children or daemons).
     pub cpu: f64,
+    /// The system (kernel) part of `cpu`, where it was measured; 0 otherwise.
+    pub system: f64,
 }
 
 impl Timed {
     /// The sum of consecutive steps, e.g. `sha1sum` then `cp`.
     pub fn plus(self, other: Timed) -> Timed {
-        Timed { wall: self.wall + other.wall, cpu: self.cpu + other.cpu }
+        Timed {
+            wall: self.wall + other.wall,
+            cpu: self.cpu + other.cpu,
+            system: self.system + other.system,
+        }
     }
 }
 
@@ -51,7 +56,12 @@ fn sorted(values: &[f64]) -> Vec<f64> {
 pub fn median_timed(repeats: &[Timed]) -> Timed {
     let walls: Vec<f64> = repeats.iter().map(|timed| timed.wall).collect();
     let cpus: Vec<f64> = repeats.iter().map(|timed| timed.cpu).collect();
-    Timed { wall: median(&walls), cpu: median(&cpus) }
+    let systems: Vec<f64> = repeats.iter().map(|timed| timed.system).collect();
+    Timed {
+        wall: median(&walls),
+        cpu: median(&cpus),
+        system: median(&systems),
+    }
 }
 
 /// The 1-minute load average, read before each repeat so a busy neighbour shows up next
@@ -63,8 +73,8 @@ pub fn load_average() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// CPU seconds (user + system) used so far by terminated children we waited for.
-pub fn children_cpu_seconds() -> f64 {
+/// CPU seconds used so far by terminated children we waited for: (user + system, system).
+pub fn children_cpu_seconds() -> (f64, f64) {
     // SAFETY: getrusage only writes into the struct we pass.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
@@ -72,7 +82,8 @@ pub fn children_cpu_seconds() -> f64 {
         usage
     };
     let seconds = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    let system = seconds(usage.ru_stime);
+    (seconds(usage.ru_utime) + system, system)
 }
 
 /// CPU seconds (user + system) used so far by the running process `pid`; 0 if it is gone.
@@ -105,6 +116,15 @@ pub fn mb_per_second(bytes: u64, seconds: f64) -> f64 {
     bytes as f64 / 1e6 / seconds
 }
 
+/// Values of the repeats in run order, e.g. `7.37 / 4.34 / 6.51 s`.
+pub fn per_repeat(values: impl IntoIterator<Item = f64>, unit: &str) -> String {
+    let texts: Vec<String> = values
+        .into_iter()
+        .map(|value| format!("{value:.2}"))
+        .collect();
+    format!("{} {unit}", texts.join(" / "))
+}
+
 /// Seconds as a `Duration`-like readable string: `812 ms` or `4.21 s`.
 pub fn seconds_text(seconds: f64) -> String {
     if seconds < 1.0 {
@@ -117,17 +137,18 @@ pub fn seconds_text(seconds: f64) -> String {
 /// Milliseconds with one decimal below 10 ms, whole above.
 pub fn ms_text(seconds: f64) -> String {
     let ms = seconds * 1e3;
-    if ms < 10.0 { format!("{ms:.1} ms") } else { format!("{ms:.0} ms") }
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 /// The size of a file in bytes, or 0.
 pub fn file_size(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|metadata| metadata.len()).unwrap_or(0)
-}
-
-/// Seconds of a duration as f64.
-pub fn secs(duration: Duration) -> f64 {
-    duration.as_secs_f64()
+    std::fs::metadata(path)
+        .map(|metadata| metadata.len())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -12,14 +12,15 @@ use crate::measure::{Timed, children_cpu_seconds};
 /// Runs `command` to completion and returns its timing and stdout; fails on a non-zero
 /// exit with the command's stderr.
 pub fn run_timed(command: &mut Command) -> anyhow::Result<(Timed, String)> {
-    let cpu_before = children_cpu_seconds();
+    let (cpu_before, system_before) = children_cpu_seconds();
     let started = Instant::now();
     let output = command
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("failed to run {command:?}"))?;
     let wall = started.elapsed().as_secs_f64();
-    let cpu = children_cpu_seconds() - cpu_before;
+    let (cpu_after, system_after) = children_cpu_seconds();
+    let (cpu, system) = (cpu_after - cpu_before, system_after - system_before);
 
     if !output.status.success() {
         bail!(
@@ -28,13 +29,19 @@ pub fn run_timed(command: &mut Command) -> anyhow::Result<(Timed, String)> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    Ok((Timed { wall, cpu }, String::from_utf8_lossy(&output.stdout).into_owned()))
+    Ok((
+        Timed { wall, cpu, system },
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    ))
 }
 
 /// A `bash -c` command running `script` with strict error handling; `args` become `$1…`.
 pub fn bash(script: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
     let mut command = Command::new("bash");
-    command.arg("-c").arg(format!("set -euo pipefail\n{script}")).arg("bash");
+    command
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{script}"))
+        .arg("bash");
     for arg in args {
         command.arg(arg);
     }
@@ -44,7 +51,9 @@ pub fn bash(script: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
 /// Flushes dirty pages of every file before a timed step, so the writeback of the previous
 /// step's output does not land on the next one. Caches are kept (nothing is dropped).
 pub fn settle_writeback() -> anyhow::Result<()> {
-    let status = Command::new("sync").status().context("failed to run sync")?;
+    let status = Command::new("sync")
+        .status()
+        .context("failed to run sync")?;
     if !status.success() {
         bail!("sync failed: {status}");
     }

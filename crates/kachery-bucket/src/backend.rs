@@ -111,6 +111,27 @@ pub enum BucketError {
     },
     #[error("public base url {0:?} must start with http:// or https:// and have no query")]
     InvalidPublicBase(String),
+    /// A setting of an S3 bucket is unusable; the message names it and what is allowed.
+    #[error("invalid s3 bucket config: {0}")]
+    InvalidS3Config(String),
+    /// Signing a URL failed (a bug or a bad clock rather than a bad request).
+    #[error("failed to presign a bucket request")]
+    Presign(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The requested expiry is further away than the signature scheme allows.
+    #[error(
+        "presigned url would be valid for {expires_in_secs} s, more than the {max_secs} s \
+         the store accepts"
+    )]
+    ExpiryTooFar { expires_in_secs: u64, max_secs: u64 },
+    /// A request of the hub to a remote object store failed (network, credentials,
+    /// permissions, missing bucket); the source holds the store's answer.
+    #[error("failed to {action} {key} in the object store")]
+    Store {
+        action: &'static str,
+        key: BucketKey,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl BucketError {

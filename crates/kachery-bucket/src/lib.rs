@@ -10,14 +10,20 @@
 //! - [`EmbeddedBucket`]: files under the hub's data directory, served by the hub's own
 //!   HTTP server with HMAC-signed URLs; it checks size and SHA-1 while an upload streams,
 //!   so it never holds a wrong blob.
-//! - S3-compatible and GCS backends will sit behind the same trait (SigV4 and V4 signed
-//!   URLs binding the exact size and create-only headers, SPEC §7.2).
+//! - [`S3Bucket`] (cargo feature `s3`, on by default): any S3-compatible store, with
+//!   SigV4 URLs binding the exact key, size, content type and create-only header; it
+//!   cannot check content at write time, so readers verify (see the `s3` module doc).
+//! - A GCS backend will sit behind the same trait (V4 signed URLs, SPEC §7.2).
 //!
 //! Keys are always [`BucketKey`](kachery_protocol::bucket_key::BucketKey)s built or parsed
 //! by `kachery-protocol`, so no backend is ever asked about an arbitrary path.
 
 mod backend;
 mod embedded;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use backend::{BucketBackend, BucketError, ReadMethod, WriteRule, write_rule};
 pub use embedded::{DEFAULT_QUOTA_BYTES_PER_CHANNEL, EmbeddedBucket, EmbeddedBucketOptions};
+#[cfg(feature = "s3")]
+pub use s3::{S3Bucket, S3BucketConfig, S3SecretKey};

@@ -19,6 +19,7 @@ use crate::config::HubConfig;
 use crate::db::HubDb;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
+use crate::vault::Vault;
 use crate::{auth, node_api, pages, trace, user_api};
 
 /// Node-API requests per second per node id, sustained and burst (SPEC §21).
@@ -32,6 +33,8 @@ pub struct AppState {
     pub origin: String,
     pub db: Arc<dyn HubDb>,
     pub backends: Backends,
+    /// Channel secrets: encrypts what owners set, decrypts for backends.
+    pub vault: Vault,
     pub node_rate_limit: RateLimiter<NodeId>,
 }
 
@@ -41,12 +44,14 @@ impl AppState {
         public_url: &Url,
         db: Arc<dyn HubDb>,
         backends: Backends,
+        vault: Vault,
     ) -> Self {
         Self {
             config,
             origin: public_url.origin().ascii_serialization(),
             db,
             backends,
+            vault,
             node_rate_limit: RateLimiter::new(NODE_API_PER_SECOND, NODE_API_BURST),
         }
     }
@@ -83,6 +88,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/channels/{name}",
             get(user_api::channels::show).delete(user_api::channels::delete),
+        )
+        .route(
+            "/api/v1/channels/{name}/secrets/{kind}",
+            put(user_api::secrets::put),
         )
         .route(
             "/api/v1/channels/{name}/members",

@@ -26,6 +26,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// [`ApiJson`] for bodies that may hold secret values: a malformed value is reported by
+/// position only, because serde's own message quotes the string it could not use.
+pub struct SecretJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for SecretJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(request, state).await?;
+        parse_secret_json(&bytes).map(SecretJson)
+    }
+}
+
+/// Parses JSON like [`parse_json`], but never echoes a string from the body.
+pub fn parse_secret_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        let (line, column) = (error.line(), error.column());
+        match error.classify() {
+            // Unknown fields and kinds are named by serde in backticks: safe to echo.
+            serde_json::error::Category::Data if !error.to_string().contains('"') => {
+                ApiError::validation(error.to_string())
+            }
+            serde_json::error::Category::Data => ApiError::validation(format!(
+                "a value has the wrong type or form at line {line} column {column} (not \
+                 quoted here, as it may be a secret); secrets are JSON strings"
+            )),
+            _ => ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("request body is not JSON (error at line {line} column {column})"),
+            ),
+        }
+    })
+}
+
 /// Reads the whole body under the route's `DefaultBodyLimit`.
 pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
@@ -87,6 +121,21 @@ mod tests {
         assert_eq!(syntax.code, ErrorCode::InvalidJson);
         let unknown = parse_json::<Sample>(br#"{"name":"a","extra":1}"#).unwrap_err();
         assert_eq!(unknown.code, ErrorCode::ValidationFailed);
+        assert!(unknown.message.contains("extra"));
+    }
+
+    #[test]
+    fn secret_bodies_never_echo_their_strings() {
+        let misplaced = parse_secret_json::<Sample>(br#"{"name":{"x":"hunter2-hunter2"}}"#);
+        let error = misplaced.unwrap_err();
+        assert_eq!(error.code, ErrorCode::ValidationFailed);
+        assert!(!error.message.contains("hunter2"), "{}", error.message);
+
+        let broken = parse_secret_json::<Sample>(br#"{"name":"hunter2-hunter2"#).unwrap_err();
+        assert_eq!(broken.code, ErrorCode::InvalidJson);
+        assert!(!broken.message.contains("hunter2"), "{}", broken.message);
+
+        let unknown = parse_secret_json::<Sample>(br#"{"name":"a","extra":1}"#).unwrap_err();
         assert!(unknown.message.contains("extra"));
     }
 }

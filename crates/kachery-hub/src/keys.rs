@@ -83,6 +83,11 @@ impl MasterKey {
         Self::generate(&path)
     }
 
+    /// Reads a key file: base64 of 32 bytes, readable by its owner only.
+    pub fn read_file(path: &Path) -> Result<Self, MasterKeyError> {
+        Self::from_file(path)
+    }
+
     fn from_file(path: &Path) -> Result<Self, MasterKeyError> {
         let read_error = |source| MasterKeyError::Read {
             path: path.to_owned(),
@@ -156,11 +161,10 @@ impl MasterKey {
 pub struct SubKeys {
     pub embedded_bucket: [u8; 32],
     pub embedded_broker: [u8; 32],
-    // FIXME: the pepper and the secrets key are unused until passcodes and channel
-    // secrets (S3, NATS) arrive in phase 2.
+    // FIXME: the pepper is unused until passcodes arrive in phase 2.
     #[allow(dead_code)]
     pub passcode_pepper: [u8; 32],
-    #[allow(dead_code)]
+    /// The key of [`crate::vault::SecretCipher`].
     pub secrets: [u8; 32],
 }
 

@@ -10,7 +10,8 @@
 //! Inside: [`app`] assembles the router from [`user_api`] (JSON, bearer tokens from
 //! [`auth`]), [`node_api`] (signed envelopes) and the embedded backends ([`backends`]);
 //! [`db`] is the only place with SQL; [`keys`] derives every secret from the master key;
-//! [`error`] maps every refusal to one status and JSON body.
+//! [`vault`] encrypts channel secrets (and [`rotate_master_key`] moves them to a new
+//! master key); [`error`] maps every refusal to one status and JSON body.
 
 mod app;
 mod audit;
@@ -26,11 +27,14 @@ mod pages;
 mod rate_limit;
 mod registration;
 mod revocation;
+mod rotation;
 mod server;
 mod time;
 mod trace;
 mod user_api;
+pub mod vault;
 
 pub use config::{ConfigError, HubConfig};
 pub use keys::MasterKeyError;
+pub use rotation::{RotateKeyError, RotationReport, read_key_file, rotate_master_key};
 pub use server::{HubHandle, ServeError, StartError, spawn};

@@ -23,6 +23,7 @@ use crate::db::{self, DbError, HubDb};
 use crate::error::error_chain;
 use crate::keys::{MASTER_KEY_ENV, MasterKey, MasterKeyError};
 use crate::time::now_ms;
+use crate::vault::Vault;
 
 /// How long shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -209,7 +210,8 @@ pub async fn spawn(config: HubConfig) -> Result<HubHandle, StartError> {
         n_admins = config.admins.len(),
         "hub listening"
     );
-    let state = Arc::new(AppState::new(config, &public_url, db, backends));
+    let vault = Vault::for_master_key(&master_key, db.clone());
+    let state = Arc::new(AppState::new(config, &public_url, db, backends, vault));
     let router = app::router(state.clone());
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -185,6 +185,7 @@ impl NodeDaemon {
             exchange,
             reconcile: reconcile_trigger,
             token: client_token.clone(),
+            node_dir: paths.node_dir.clone(),
             shutdown: cancel.clone(),
         });
         let span = tracing::info_span!(parent: &node_span, "local_api", addr = %local_api_addr);

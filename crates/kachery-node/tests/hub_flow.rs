@@ -58,6 +58,7 @@ async fn a_node_started_before_registration_links_up_after_register_join_and_gra
         name: channel.clone(),
         bucket: None,
         pubsub: None,
+        secrets: Default::default(),
     };
     ok(alice.create_channel(&create), "channel creation").await;
 

@@ -123,6 +123,13 @@ async fn stored_files_come_back_from_the_files_endpoint() {
         "{relative}"
     );
 
+    // The node key must never leave through the store.
+    let key = client
+        .store_path(&paths.node_dir.join("private.pem"))
+        .await
+        .unwrap_err();
+    assert_eq!(key.code(), Some(ErrorCode::Forbidden), "{key}");
+
     let status = client.status().await.unwrap();
     assert_eq!(status.store.blobs, 1);
     assert_eq!(status.store.bytes, content.len() as u64);

@@ -1,6 +1,8 @@
 //! Bodies and responses of the user API under `/api/v1` (SPEC §10), used by the web UI's
 //! scripts, the CLI and `kachery demo`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::SignedEnvelope;
@@ -103,6 +105,9 @@ pub struct CreateChannelRequest {
     pub bucket: Option<BucketSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pubsub: Option<PubsubSettings>,
+    /// Backend credentials, stored encrypted with the channel in one step (SPEC §8.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<SecretKind, SecretValue>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +122,117 @@ pub struct ChannelView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pubsub: Option<PubsubSettings>,
     pub created_at: i64,
+    /// Masked secrets; only the channel owner and admins get this (SPEC §10.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<SecretView>>,
+}
+
+/// The kinds of backend credential a channel owner can hand the hub (SPEC §8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum SecretKind {
+    /// The secret half of an S3 access key pair.
+    S3SecretAccessKey,
+    /// A Google Cloud service-account key file (JSON text).
+    GcsServiceAccount,
+    /// A NATS account seed (`SA...`) the hub signs user credentials with.
+    NatsAccountSeed,
+    /// An Ably API key (`appId.keyId:secret`) the hub mints tokens with.
+    AblyApiKey,
+}
+
+impl SecretKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [SecretKind; 4] = [
+        SecretKind::S3SecretAccessKey,
+        SecretKind::GcsServiceAccount,
+        SecretKind::NatsAccountSeed,
+        SecretKind::AblyApiKey,
+    ];
+
+    /// The wire name, as in paths and JSON (`s3SecretAccessKey`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::S3SecretAccessKey => "s3SecretAccessKey",
+            SecretKind::GcsServiceAccount => "gcsServiceAccount",
+            SecretKind::NatsAccountSeed => "natsAccountSeed",
+            SecretKind::AblyApiKey => "ablyApiKey",
+        }
+    }
+}
+
+impl std::fmt::Display for SecretKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secret kind name that is not one of [`SecretKind::ALL`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "unknown secret kind {0:?}; expected one of s3SecretAccessKey, gcsServiceAccount, \
+     natsAccountSeed, ablyApiKey"
+)]
+pub struct UnknownSecretKind(pub String);
+
+impl std::str::FromStr for SecretKind {
+    type Err = UnknownSecretKind;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        SecretKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| UnknownSecretKind(text.to_owned()))
+    }
+}
+
+/// A secret value on its way to the hub. Serialized as a plain string; `Debug` never
+/// shows it, so requests holding one can be logged or printed safely.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself; callers must keep it out of logs and messages.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Moves the value out (the hub moves it straight into a zeroizing type).
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// `PUT /api/v1/channels/{name}/secrets/{kind}`: sets or replaces one secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutSecretRequest {
+    pub value: SecretValue,
+}
+
+/// A stored secret as its channel's owner sees it: never the value (SPEC §10.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretView {
+    pub kind: SecretKind,
+    /// First 8 hex digits of the SHA-256 of the value.
+    pub fingerprint: String,
+    /// `…` and the value's last 4 characters.
+    pub hint: String,
+    pub updated_at: i64,
+    pub updated_by: Email,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +296,28 @@ impl std::fmt::Debug for ApiTokenResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_kinds_parse_from_their_wire_names_and_values_stay_out_of_debug() {
+        for kind in SecretKind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.as_str());
+            assert_eq!(kind.as_str().parse::<SecretKind>().unwrap(), kind);
+        }
+        assert!("s3secretaccesskey".parse::<SecretKind>().is_err());
+
+        let request: CreateChannelRequest = serde_json::from_value(serde_json::json!({
+            "name": "lab.one",
+            "secrets": {"ablyApiKey": "app.key:do-not-print-me"},
+        }))
+        .unwrap();
+        let value = &request.secrets[&SecretKind::AblyApiKey];
+        assert_eq!(value.expose(), "app.key:do-not-print-me");
+        assert!(!format!("{request:?}").contains("do-not-print-me"));
+        let without: CreateChannelRequest =
+            serde_json::from_value(serde_json::json!({"name": "lab.one"})).unwrap();
+        assert!(without.secrets.is_empty());
+    }
 
     #[test]
     fn registration_body_carries_its_type() {

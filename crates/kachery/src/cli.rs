@@ -62,6 +62,31 @@ pub enum HubCommand {
     Serve(HubServeArgs),
     /// Print the default hub configuration (TOML)
     PrintDefaultConfig,
+    /// Re-encrypt channel secrets under a new master key (stop the hub first)
+    #[command(
+        long_about = "Re-encrypt every channel secret from the current master key \
+        (master_key_file, KACHERY_HUB_MASTER_KEY, or the dev key in the data directory) to \
+        the key in --new-key-file, in one transaction.\n\nStop every hub process first. \
+        Afterwards, put the new key where the old one was and start the hub. If it is \
+        interrupted, run it again: rows already under the new key are skipped. Bucket URLs and broker tokens issued under \
+        the old key stop working; nodes fetch new ones."
+    )]
+    RotateKey(HubRotateKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HubRotateKeyArgs {
+    /// Configuration file (TOML); default <data-dir>/hub.toml when it exists
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
+    /// State directory of the hub [default: ./kachery-hub-data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// File holding the new master key: base64 of 32 random bytes, mode 0600
+    #[arg(long)]
+    pub new_key_file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -189,26 +214,32 @@ pub enum ChannelCommand {
     },
     /// Grant roles on your channel to a node (replaces earlier grants to that node)
     Grant {
+        /// Your channel
         channel: String,
         /// The node's 64-hex id (`kachery node id` on that machine)
         node_id: String,
         /// The e-mail of the node's owner
         owner: String,
-        /// Comma-separated roles, e.g. requestFiles,provideFiles
+        /// Comma-separated roles: requestFiles, provideFiles, requestFeeds, provideFeeds,
+        /// requestTasks, provideTasks (use `channel revoke` to withdraw all)
         roles: String,
         #[command(flatten)]
         hub: HubAccessArgs,
     },
     /// Withdraw every role granted to a node on your channel
     Revoke {
+        /// Your channel
         channel: String,
+        /// The node's 64-hex id
         node_id: String,
+        /// The e-mail of the node's owner
         owner: String,
         #[command(flatten)]
         hub: HubAccessArgs,
     },
     /// List the nodes of your channel with requested, granted and effective roles
     Members {
+        /// Your channel
         channel: String,
         #[command(flatten)]
         hub: HubAccessArgs,

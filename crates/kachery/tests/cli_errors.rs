@@ -42,8 +42,44 @@ fn bad_input_gives_one_line_errors() {
     )
     .fails_with(2);
 
-    // A missing file: exit 3.
+    // A missing file: exit 3; a directory: usage.
     kachery(home, &["store", "/definitely/not/here.dat"]).fails_with(3);
+    kachery(home, &["store", home.to_str().unwrap()]).fails_with(2);
+    kachery(home, &["demo", "--file", "/definitely/not/here.dat"]).fails_with(3);
+    kachery(home, &["demo", "--file", home.to_str().unwrap()]).fails_with(2);
+
+    // Impossible byte ranges and insecure hubs are usage errors.
+    let hash = "sha1://0123456789abcdef0123456789abcdef01234567";
+    kachery(home, &["cat", hash, "--start", "10", "--end", "5"]).fails_with(2);
+    let run = kachery(
+        home,
+        &[
+            "node",
+            "start",
+            "--hub",
+            "http://10.1.2.3:8080",
+            "--port",
+            "0",
+        ],
+    )
+    .fails_with(2);
+    assert!(run.stderr.contains("http"), "{}", run.stderr);
+    kachery(
+        home,
+        &[
+            "channel",
+            "grant",
+            "lab.x",
+            &"a".repeat(64),
+            "a@b.org",
+            "",
+            "--hub",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+        ],
+    )
+    .fails_with(2);
 
     // Content the store lacks and no daemon: exit 6 with the fix.
     let run = kachery(

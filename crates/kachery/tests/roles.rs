@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{BOB, network};
+use common::{ALICE, BOB, network};
 
 fn effective_roles(status: &serde_json::Value, channel: &str) -> Vec<String> {
     status["channels"]
@@ -95,4 +95,61 @@ fn revoking_a_grant_cuts_the_node_off() {
     // A keeps working with its own grant.
     let a_status = net.a.status();
     assert!(!effective_roles(&a_status, &net.channel).is_empty());
+}
+
+/// Regression: a provider whose grant was narrowed and then restored kept a link that
+/// looked up but no longer heard requests.
+#[test]
+fn a_narrowed_then_restored_grant_serves_again() {
+    let net = network();
+    let a_id = net.a.node_id();
+    let file = net.dir.path().join("after-restore.txt");
+    std::fs::write(&file, b"provided again after the restore").unwrap();
+    let uri = net
+        .a
+        .run(&["store", file.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+
+    net.a
+        .run(&[
+            "channel",
+            "grant",
+            &net.channel,
+            &a_id,
+            ALICE,
+            "requestFiles",
+        ])
+        .ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while effective_roles(&net.a.status(), &net.channel) != ["requestFiles"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never saw its narrowed roles"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    net.b.run(&["load", &uri]).fails_with(3);
+
+    net.a
+        .run(&[
+            "channel",
+            "grant",
+            &net.channel,
+            &a_id,
+            ALICE,
+            "requestFiles,provideFiles",
+        ])
+        .ok();
+    net.a.wait_for_link(&net.channel);
+    assert_eq!(
+        effective_roles(&net.a.status(), &net.channel),
+        ["requestFiles", "provideFiles"]
+    );
+    assert_eq!(
+        net.b.run(&["cat", &uri]).ok().stdout,
+        "provided again after the restore"
+    );
 }

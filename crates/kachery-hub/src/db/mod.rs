@@ -21,12 +21,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::vault::{Sealed, VaultError};
+
+use kachery_protocol::user_api::SecretKind;
 use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
 
 pub use postgres::PostgresDb;
 pub use records::{
     AuditEntry, ChannelRecord, GrantRecord, MemberRecord, MembershipRecord, NewApiToken,
-    NewChannel, NewGrant, NewNode, NodeRecord, TokenRecord,
+    NewChannel, NewGrant, NewNode, NewSecret, NodeRecord, ResealCounts, SealedSecret, SecretRecord,
+    TokenRecord,
 };
 pub use sql::SqlDb;
 pub use sqlite::SqliteDb;
@@ -63,6 +67,16 @@ impl Backend {
 /// A boxed future, so the trait stays object safe (`Arc<dyn HubDb>`).
 pub type DbFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbError>> + Send + 'a>>;
 
+/// Encrypts a new channel's secrets once its row id is known: the id is part of each
+/// ciphertext's associated data, so sealing has to wait for the insert.
+pub type SealSecrets<'s> =
+    dyn Fn(i64) -> Result<Vec<(SecretKind, Sealed)>, VaultError> + Send + Sync + 's;
+
+/// Re-encrypts one stored secret under a new master key; `None` leaves the row as it is
+/// (it is already under the new key).
+pub type ResealSecret<'s> =
+    dyn Fn(&SealedSecret) -> Result<Option<Sealed>, VaultError> + Send + Sync + 's;
+
 /// Which uniqueness rule a write ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConflictKind {
@@ -91,6 +105,9 @@ pub enum DbError {
     Open { url: String, source: sqlx::Error },
     #[error("failed to run database migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Encrypting or re-encrypting a secret inside a write failed; nothing was written.
+    #[error("failed to encrypt a channel secret")]
+    Seal(#[source] Box<VaultError>),
 }
 
 /// Everything the hub stores. Times are Unix milliseconds passed in by the caller.
@@ -159,9 +176,12 @@ pub trait HubDb: Send + Sync + 'static {
 
     // Channels.
 
+    /// Inserts the channel and the secrets `seal` encrypts for its new id, with a
+    /// `secret.set` audit entry per secret, in one transaction.
     fn create_channel<'a>(
         &'a self,
         channel: NewChannel,
+        seal: &'a SealSecrets<'a>,
         audit: AuditEntry,
     ) -> DbFuture<'a, ChannelRecord>;
     /// The channel by name, soft-deleted ones included.
@@ -226,6 +246,29 @@ pub trait HubDb: Send + Sync + 'static {
     ) -> DbFuture<'a, ()>;
     fn grants_of(&self, channel_id: i64) -> DbFuture<'_, Vec<GrantRecord>>;
     fn members_of(&self, channel_id: i64) -> DbFuture<'_, Vec<MemberRecord>>;
+
+    // Channel secrets (SPEC §8.2): only ever ciphertext here.
+
+    /// Sets or replaces one secret of a live channel. The audit entry becomes `secret.set`
+    /// or, if a value was replaced, `secret.rotate`, with the old and new fingerprints.
+    /// `DbError::NotFound` if the channel is gone or deleted.
+    fn put_secret(&self, secret: NewSecret, audit: AuditEntry) -> DbFuture<'_, SecretRecord>;
+    /// What views show about a channel's secrets, by kind.
+    fn secrets_of(&self, channel_id: i64) -> DbFuture<'_, Vec<SecretRecord>>;
+    /// One secret's ciphertext, for decryption.
+    fn sealed_secret(
+        &self,
+        channel_id: i64,
+        kind: SecretKind,
+    ) -> DbFuture<'_, Option<SealedSecret>>;
+    /// Re-encrypts every stored secret with `reseal`, all in one transaction, with one
+    /// `secret.rekey` audit entry (built from `audit`) per changed row. Any failure
+    /// leaves every row as it was.
+    fn reseal_secrets<'a>(
+        &'a self,
+        reseal: &'a ResealSecret<'a>,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ResealCounts>;
 
     // Audit.
 

@@ -1,7 +1,10 @@
 //! Plain records passed in and out of [`super::HubDb`]: validated types, no SQL.
 
 use kachery_protocol::node_api::ReadMode;
+use kachery_protocol::user_api::SecretKind;
 use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
+
+use crate::vault::Sealed;
 
 /// An API token as found by its hash.
 #[derive(Debug, Clone)]
@@ -111,11 +114,58 @@ pub struct GrantRecord {
     pub updated_at: i64,
 }
 
+/// A secret to store: already encrypted for its row.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub channel_id: i64,
+    pub kind: SecretKind,
+    pub sealed: Sealed,
+    pub updated_by: Email,
+    pub now: i64,
+}
+
+/// What may be shown about a stored secret: never the value (SPEC §10.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub kind: SecretKind,
+    pub fingerprint: String,
+    pub hint: String,
+    pub updated_at: i64,
+    pub updated_by: Email,
+}
+
+/// A stored secret's ciphertext and the row it is bound to.
+#[derive(Clone)]
+pub struct SealedSecret {
+    pub channel_id: i64,
+    pub kind: SecretKind,
+    pub ciphertext: Vec<u8>,
+    pub xnonce: [u8; 24],
+    pub key_id: String,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("channel_id", &self.channel_id)
+            .field("kind", &self.kind)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many secrets a master-key rotation re-encrypted, and how many were already done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResealCounts {
+    pub n_resealed: u64,
+    pub n_unchanged: u64,
+}
+
 /// One audit-log entry. `channel_id` ties it to a channel's audit view.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub at: i64,
-    /// `user` or `node`.
+    /// `user`, `node`, or `operator` (for offline commands such as `kachery hub rotate-key`).
     pub actor_kind: &'static str,
     /// The user's e-mail, or `<node id>/<owner>` for a node.
     pub actor: String,

@@ -1,7 +1,8 @@
 //! `/api/v1/channels[/{name}]`: creating, listing, viewing and soft-deleting channels.
 //!
 //! Phase 1 runs only the embedded bucket and broker, so other backends are refused at
-//! creation with 422 rather than stored and failing later.
+//! creation with 422 rather than stored and failing later. Secrets given at creation are
+//! encrypted and stored in the channel's own transaction (see [`super::secrets`]).
 
 use std::sync::Arc;
 
@@ -12,14 +13,15 @@ use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::node_api::ReadMode;
 use kachery_protocol::user_api::{ChannelView, CreateChannelRequest, ListResponse};
 
-use super::{channel_view, find_channel, is_owner_or_admin};
+use super::{channel_view, find_channel, full_channel_view, is_owner_or_admin};
 use crate::app::AppState;
 use crate::auth::AuthedUser;
 use crate::backends::EMBEDDED;
 use crate::db::NewChannel;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::SecretJson;
 use crate::time::now_ms;
+use crate::user_api::secrets::checked_secret;
 
 /// `GET /api/v1/channels[?member=true]`: owned channels, plus joined ones on request.
 pub async fn list(
@@ -36,6 +38,7 @@ pub async fn list(
     // FIXME: no pagination; fine while users stay under the 100-channel limit of SPEC §21.
     let channels = state.db.channels_for(&user.email, include_joined).await?;
     // Every listed channel is owned or joined by the caller, so backend kinds are visible.
+    // Secrets are left out of lists; GET the channel for them.
     let items = channels
         .iter()
         .map(|channel| channel_view(channel, true))
@@ -46,13 +49,19 @@ pub async fn list(
     }))
 }
 
-/// `POST /api/v1/channels {name, bucket?, pubsub?}`: defaults to embedded backends with
-/// presigned reads. Names are unique forever, deleted channels included.
+/// `POST /api/v1/channels {name, bucket?, pubsub?, secrets?}`: defaults to embedded
+/// backends with presigned reads. Names are unique forever, deleted channels included.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     user: AuthedUser,
-    ApiJson(request): ApiJson<CreateChannelRequest>,
+    SecretJson(request): SecretJson<CreateChannelRequest>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
+    let secrets = request
+        .secrets
+        .into_iter()
+        .map(|(kind, value)| Ok((kind, checked_secret(kind, value)?)))
+        .collect::<ApiResult<Vec<_>>>()?;
+
     let bucket = request.bucket.unwrap_or_default();
     let bucket_backend = if bucket.backend.is_empty() {
         EMBEDDED.to_owned()
@@ -91,21 +100,33 @@ pub async fn create(
         pubsub_backend,
         now,
     };
-    let channel = state.db.create_channel(new_channel, audit).await?;
+    let cipher = state.vault.cipher();
+    let seal = |channel_id| {
+        secrets
+            .iter()
+            .map(|(kind, value)| Ok((*kind, cipher.seal(channel_id, *kind, value)?)))
+            .collect()
+    };
+    let channel = state.db.create_channel(new_channel, &seal, audit).await?;
+    drop(secrets);
     tracing::info!(channel = %channel.name, "channel created");
-    Ok((StatusCode::CREATED, Json(channel_view(&channel, true))))
+    let view = full_channel_view(&state, &channel).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `GET /api/v1/channels/{name}`: everyone signed in sees name, owner and deleted flag
-/// (to join); owners, admins and owners of member nodes also see the backend kinds.
+/// (to join); owners, admins and owners of member nodes also see the backend kinds; owners
+/// and admins also see each secret's fingerprint and hint.
 pub async fn show(
     State(state): State<Arc<AppState>>,
     user: AuthedUser,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ChannelView>> {
     let channel = find_channel(&state, &name).await?;
-    let show_backends = is_owner_or_admin(&user, &channel)
-        || state.db.has_member_node_of(channel.id, &user.email).await?;
+    if is_owner_or_admin(&user, &channel) {
+        return Ok(Json(full_channel_view(&state, &channel).await?));
+    }
+    let show_backends = state.db.has_member_node_of(channel.id, &user.email).await?;
     Ok(Json(channel_view(&channel, show_backends)))
 }
 

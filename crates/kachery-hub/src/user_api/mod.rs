@@ -1,7 +1,8 @@
 //! The user API under `/api/v1` (SPEC §10): JSON in and out, bearer-token auth.
 //!
 //! Handlers are split by resource: [`nodes`] (the caller's node records), [`memberships`]
-//! (their channel memberships), [`channels`] and [`grants`] (channel owners' decisions).
+//! (their channel memberships), [`channels`], [`grants`] and [`secrets`] (channel owners'
+//! decisions and credentials).
 //! "Node" paths always act on the caller's own record (node id, caller e-mail), so another
 //! user's node is simply not found. This module holds the shared lookups and the
 //! conversions from database records to wire views.
@@ -14,6 +15,7 @@ pub mod channels;
 pub mod grants;
 pub mod memberships;
 pub mod nodes;
+pub mod secrets;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,13 +24,13 @@ use axum::Json;
 use axum::extract::State;
 use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::user_api::{
-    BucketSettings, ChannelView, MeResponse, MembershipView, NodeView, PubsubSettings,
+    BucketSettings, ChannelView, MeResponse, MembershipView, NodeView, PubsubSettings, SecretView,
 };
 use kachery_protocol::{ChannelName, NodeId};
 
 use crate::app::AppState;
 use crate::auth::AuthedUser;
-use crate::db::{ChannelRecord, MembershipRecord, NodeRecord};
+use crate::db::{ChannelRecord, MembershipRecord, NodeRecord, SecretRecord};
 use crate::error::{ApiError, ApiResult};
 
 /// `GET /api/v1/me`.
@@ -145,5 +147,28 @@ pub fn channel_view(channel: &ChannelRecord, show_backends: bool) -> ChannelView
             backend: channel.pubsub_backend.clone(),
         }),
         created_at: channel.created_at,
+        secrets: None,
+    }
+}
+
+/// [`channel_view`] plus the masked secrets, for the owner and admins only (SPEC §10.3).
+pub async fn full_channel_view(
+    state: &AppState,
+    channel: &ChannelRecord,
+) -> ApiResult<ChannelView> {
+    let secrets = state.db.secrets_of(channel.id).await?;
+    Ok(ChannelView {
+        secrets: Some(secrets.iter().map(secret_view).collect()),
+        ..channel_view(channel, true)
+    })
+}
+
+pub fn secret_view(record: &SecretRecord) -> SecretView {
+    SecretView {
+        kind: record.kind,
+        fingerprint: record.fingerprint.clone(),
+        hint: record.hint.clone(),
+        updated_at: record.updated_at,
+        updated_by: record.updated_by.clone(),
     }
 }

@@ -130,6 +130,7 @@ pub async fn create_channel(user: &HubUserClient, name: &str) -> ChannelName {
         name: channel_name(name),
         bucket: None,
         pubsub: None,
+        secrets: Default::default(),
     };
     user.create_channel(&request)
         .await

@@ -36,4 +36,5 @@ mod node_api;
 mod registration;
 mod replicas;
 mod roles;
+mod secrets;
 mod visibility;

@@ -136,6 +136,7 @@ async fn revoking_a_grant_or_deleting_the_channel_leaves_no_roles(backend: Backe
             name: channel.clone(),
             bucket: None,
             pubsub: None,
+            secrets: Default::default(),
         })
         .await;
     assert_eq!(code_of(again), ErrorCode::ChannelExists);

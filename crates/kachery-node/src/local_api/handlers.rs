@@ -65,6 +65,20 @@ pub(crate) async fn store(
         ));
     }
 
+    // The daemon reads with its own rights: never let the API copy its key material out.
+    if let (Ok(real_path), Ok(node_dir)) = (path.canonicalize(), state.node_dir.canonicalize()) {
+        if real_path.starts_with(&node_dir) {
+            return Err(ApiFailure::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                format!(
+                    "refusing to store {}: it is inside the node directory, which holds the node key",
+                    path.display()
+                ),
+            ));
+        }
+    }
+
     let ingested = state
         .store
         .ingest_file(&path, true, &|_| {})

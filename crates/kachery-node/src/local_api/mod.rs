@@ -41,6 +41,8 @@ pub(crate) struct ApiState {
     pub exchange: Arc<FileExchange>,
     pub reconcile: ReconcileTrigger,
     pub token: ClientToken,
+    /// The node directory; `/v1/store` refuses paths inside it (the node key lives there).
+    pub node_dir: std::path::PathBuf,
     /// Fires at shutdown, so long-running load streams end and the server can stop.
     pub shutdown: CancellationToken,
 }

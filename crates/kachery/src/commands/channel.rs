@@ -21,6 +21,7 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
                 name: name.clone(),
                 bucket: None,
                 pubsub: None,
+                secrets: Default::default(),
             };
             client
                 .create_channel(&request)
@@ -39,6 +40,12 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
             let node_id = parse(NodeId::parse(&node_id))?;
             let owner = parse(Email::parse(&owner))?;
             let roles: RoleSet = parse(roles.parse())?;
+            if roles.is_empty() {
+                return Err(Failure::usage(
+                    "no roles given: name at least one, or use `kachery channel revoke`",
+                )
+                .into());
+            }
             let client = access::hub_user_client(&hub)?;
             let grant = client
                 .grant(&channel, &node_id, &owner, roles)
@@ -84,10 +91,10 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
                 println!(
                     "{:<10} {:<28} {:<16} {:<30} {:<30} {}",
                     member.node_id.short(),
-                    member.owner,
-                    member.label,
-                    member.requested_roles,
-                    member.granted_roles,
+                    member.owner.to_string(),
+                    member.label.to_string(),
+                    member.requested_roles.to_string(),
+                    member.granted_roles.to_string(),
                     member.effective_roles
                 );
             }

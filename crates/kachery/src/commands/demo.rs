@@ -51,6 +51,16 @@ impl StepLog {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Check the input before starting anything.
+    if let Some(path) = &args.file {
+        let metadata = std::fs::metadata(path)
+            .map_err(|err| crate::commands::files::read_failure(path, &err))?;
+        if !metadata.is_file() {
+            return Err(Failure::usage(format!("{} is not a regular file", path.display())).into());
+        }
+        std::fs::File::open(path)
+            .map_err(|err| crate::commands::files::read_failure(path, &err))?;
+    }
     let (work_dir, _temp_guard) = work_dir(&args)?;
     let mut log = StepLog::new(args.json);
 
@@ -104,6 +114,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             name: channel.clone(),
             bucket: None,
             pubsub: None,
+            secrets: Default::default(),
         })
         .await
         .context("failed to create the demo channel")?;
@@ -111,12 +122,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // 4. Registration with proof of possession: each owner submits their node's signed envelope.
     let step = Instant::now();
-    alice_hub
-        .register_node(node_a.registration(&hub_url)?)
+    register_once(&alice_hub, node_a.registration(&hub_url)?)
         .await
         .context("failed to register node A")?;
-    bob_hub
-        .register_node(node_b.registration(&hub_url)?)
+    register_once(&bob_hub, node_b.registration(&hub_url)?)
         .await
         .context("failed to register node B")?;
     log.done(
@@ -244,6 +253,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("the hub did not shut down cleanly")?;
     Ok(())
+}
+
+/// Registers a node; one already registered by an earlier run in the same `--dir` is fine.
+async fn register_once(
+    hub: &HubUserClient,
+    registration: kachery_protocol::SignedEnvelope,
+) -> Result<(), kachery_client::ApiError> {
+    match hub.register_node(registration).await {
+        Err(err) if err.code() == Some(kachery_protocol::api_error::ErrorCode::NodeExists) => {
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 fn alice() -> Email {

@@ -85,6 +85,16 @@ pub async fn store(args: StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A missing file is "not found" (exit 3), one we may not read is "denied" (exit 4).
+pub fn read_failure(path: &Path, err: &std::io::Error) -> Failure {
+    let kind = match err.kind() {
+        std::io::ErrorKind::PermissionDenied => FailureKind::Denied,
+        std::io::ErrorKind::NotFound => FailureKind::NotFound,
+        _ => FailureKind::Other,
+    };
+    Failure::new(kind, format!("cannot read {}: {err}", path.display()))
+}
+
 fn file_label(path: &Path) -> String {
     path.file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -150,7 +160,12 @@ async fn fetch(
     let bar = byte_bar(0, output != LoadOutput::Bar);
     bar.set_message("loading");
     while let Some(event) = events.next().await {
-        let event = event.context("lost the connection to the node daemon")?;
+        let event = event.map_err(|_| {
+            Failure::unavailable(
+                "the node daemon stopped during the load: start it again with \
+                 `kachery node start` and repeat the load (verified chunks are kept)",
+            )
+        })?;
         if output == LoadOutput::Json {
             println!("{}", serde_json::to_string(&event)?);
         }
@@ -185,12 +200,23 @@ async fn copy_out(from: &Path, dest: &Path) -> anyhow::Result<()> {
 
 pub async fn cat(args: CatArgs) -> anyhow::Result<()> {
     let uri = parse_uri(&args.uri)?;
+    if let (Some(start), Some(end)) = (args.start, args.end) {
+        if start > end {
+            return Err(Failure::usage(format!("--start {start} is after --end {end}")).into());
+        }
+    }
     let path = fetch(&uri, Vec::new(), LoadOutput::Quiet).await?;
 
     let mut file = tokio::fs::File::open(&path)
         .await
         .with_context(|| format!("failed to open {}", path.display()))?;
     let size = file.metadata().await?.len();
+    if args.start.is_some_and(|start| start > size) {
+        return Err(Failure::usage(format!(
+            "--start is past the end of the file ({size} bytes)"
+        ))
+        .into());
+    }
     let start = args.start.unwrap_or(0).min(size);
     let end = args.end.unwrap_or(size).clamp(start, size);
     use tokio::io::AsyncSeekExt;

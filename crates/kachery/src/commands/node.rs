@@ -53,12 +53,14 @@ fn overrides_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfigOverrides> {
 async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
     let paths = NodePaths::from_env();
     let overrides = overrides_from(&args)?;
-    let config = NodeConfig::load_and_persist(&paths, overrides)
-        .context("failed to load the node configuration")?;
+    let config = NodeConfig::load(&paths, overrides.clone()).map_err(config_failure)?;
 
-    let daemon = kachery_node::daemon::NodeDaemon::start(paths, config, Default::default())
+    let daemon = kachery_node::daemon::NodeDaemon::start(paths.clone(), config, Default::default())
         .await
         .context("failed to start the node daemon")?;
+    // Remember the flags only once this process owns the node directory, so a refused
+    // start never changes the configuration under a running daemon.
+    overrides.persist(&paths.node_dir).map_err(config_failure)?;
     eprintln!(
         "kachery node {} running; local API on {}",
         daemon.node_id(),
@@ -69,6 +71,15 @@ async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
     eprintln!("shutting down");
     daemon.shutdown().await;
     Ok(())
+}
+
+/// Invalid settings are usage errors (exit 2); unreadable files are not.
+fn config_failure(error: kachery_node::ConfigError) -> anyhow::Error {
+    match error {
+        kachery_node::ConfigError::Invalid { .. }
+        | kachery_node::ConfigError::InsecureHub { .. } => Failure::usage(error.to_string()).into(),
+        other => anyhow::Error::new(other).context("failed to load the node configuration"),
+    }
 }
 
 async fn status(args: NodeStatusArgs) -> anyhow::Result<()> {
@@ -98,8 +109,8 @@ async fn status(args: NodeStatusArgs) -> anyhow::Result<()> {
 
 async fn register(args: NodeRegisterArgs) -> anyhow::Result<()> {
     let paths = NodePaths::from_env();
-    let config = NodeConfig::load(&paths, NodeConfigOverrides::default())
-        .context("failed to read the node configuration")?;
+    let config =
+        NodeConfig::load(&paths, NodeConfigOverrides::default()).map_err(config_failure)?;
     let identity = kachery_node::identity::load_or_create_identity(&paths.node_dir)
         .context("failed to load the node key")?;
 
@@ -141,7 +152,7 @@ async fn register(args: NodeRegisterArgs) -> anyhow::Result<()> {
     let node = client
         .register_node(envelope)
         .await
-        .context("the hub refused the registration")?;
+        .context("registration failed")?;
     if args.json {
         println!("{}", serde_json::to_string(&node)?);
     } else {

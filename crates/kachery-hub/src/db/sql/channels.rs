@@ -7,7 +7,7 @@ use super::rows::{CHANNEL_COLUMNS, read_mode_name};
 use super::{Backend, SqlArg, SqlDb, SqlValue, conflict_or_query};
 use crate::db::{
     AuditEntry, ChannelRecord, DbError, GrantRecord, MemberRecord, MembershipRecord, NewChannel,
-    NewGrant, NodeRecord,
+    NewGrant, NewSecret, NodeRecord, SealSecrets,
 };
 
 /// E = R ∩ (G ∪ P), empty when the channel is deleted (SPEC §5.2). Nodes are filtered to
@@ -58,6 +58,7 @@ where
     pub(super) async fn create_channel_impl(
         &self,
         channel: NewChannel,
+        seal: &SealSecrets<'_>,
         audit: AuditEntry,
     ) -> Result<ChannelRecord, DbError> {
         let mut tx = self.begin_write().await?;
@@ -76,6 +77,30 @@ where
         .await
         .map_err(conflict_or_query::<DB>)?;
         let id: i64 = Self::column(&row, "id")?;
+
+        // Secrets given at creation go in with the channel or not at all.
+        let sealed = seal(id).map_err(|error| DbError::Seal(Box::new(error)))?;
+        for (kind, sealed) in sealed {
+            let secret = NewSecret {
+                channel_id: id,
+                kind,
+                sealed,
+                updated_by: channel.owner.clone(),
+                now: channel.now,
+            };
+            Self::upsert_secret(&mut tx, &secret).await?;
+            let secret_audit = AuditEntry {
+                action: "secret.set",
+                channel_id: Some(id),
+                target: Some(kind.to_string()),
+                details: serde_json::json!({
+                    "kind": kind,
+                    "newFingerprint": secret.sealed.fingerprint,
+                }),
+                ..audit.clone()
+            };
+            Self::insert_audit(&mut tx, &secret_audit).await?;
+        }
 
         let audit = AuditEntry {
             channel_id: Some(id),

@@ -18,17 +18,19 @@
 //! on other types (`i64: Encode<DB>`) from a trait's `where` clause, so they cannot be
 //! folded into [`Backend`]. [`SqlValue`] and [`SqlArg`] keep that clause short.
 //!
-//! Queries live in [`accounts`] (users, tokens, nonces, audit), [`nodes`] and
-//! [`channels`] (channels, memberships, grants, effective roles); [`rows`] turns rows back
-//! into validated records.
+//! Queries live in [`accounts`] (users, tokens, nonces, audit), [`nodes`],
+//! [`channels`] (channels, memberships, grants, effective roles) and [`secrets`] (channel
+//! secrets, ciphertext only); [`rows`] turns rows back into validated records.
 
 mod accounts;
 mod channels;
 mod nodes;
 mod rows;
+mod secrets;
 
 use std::future::Future;
 
+use kachery_protocol::user_api::SecretKind;
 use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
 use sqlx::error::DatabaseError;
 use sqlx::{
@@ -37,7 +39,8 @@ use sqlx::{
 
 use crate::db::{
     AuditEntry, ChannelRecord, ConflictKind, DbError, DbFuture, GrantRecord, HubDb, MemberRecord,
-    MembershipRecord, NewApiToken, NewChannel, NewGrant, NewNode, NodeRecord, TokenRecord,
+    MembershipRecord, NewApiToken, NewChannel, NewGrant, NewNode, NewSecret, NodeRecord,
+    ResealCounts, ResealSecret, SealSecrets, SealedSecret, SecretRecord, TokenRecord,
 };
 
 /// What differs between the drivers once the SQL is the same.
@@ -202,9 +205,10 @@ where
     fn create_channel<'a>(
         &'a self,
         channel: NewChannel,
+        seal: &'a SealSecrets<'a>,
         audit: AuditEntry,
     ) -> DbFuture<'a, ChannelRecord> {
-        Box::pin(self.create_channel_impl(channel, audit))
+        Box::pin(self.create_channel_impl(channel, seal, audit))
     }
 
     fn channel<'a>(&'a self, name: &'a ChannelName) -> DbFuture<'a, Option<ChannelRecord>> {
@@ -296,6 +300,30 @@ where
 
     fn members_of(&self, channel_id: i64) -> DbFuture<'_, Vec<MemberRecord>> {
         Box::pin(self.members_of_impl(channel_id))
+    }
+
+    fn put_secret(&self, secret: NewSecret, audit: AuditEntry) -> DbFuture<'_, SecretRecord> {
+        Box::pin(self.put_secret_impl(secret, audit))
+    }
+
+    fn secrets_of(&self, channel_id: i64) -> DbFuture<'_, Vec<SecretRecord>> {
+        Box::pin(self.secrets_of_impl(channel_id))
+    }
+
+    fn sealed_secret(
+        &self,
+        channel_id: i64,
+        kind: SecretKind,
+    ) -> DbFuture<'_, Option<SealedSecret>> {
+        Box::pin(self.sealed_secret_impl(channel_id, kind))
+    }
+
+    fn reseal_secrets<'a>(
+        &'a self,
+        reseal: &'a ResealSecret<'a>,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ResealCounts> {
+        Box::pin(self.reseal_secrets_impl(reseal, audit))
     }
 
     fn append_audit(&self, audit: AuditEntry) -> DbFuture<'_, ()> {
