@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks kachery side by side with plain tools on this machine and rewrites
-# docs/BENCHMARKS.md. Takes about 10–15 minutes on 2 cores after the build.
+# docs/BENCHMARKS.md. Takes about 9 minutes on 2 cores after the build, and up to 10 GiB
+# of /tmp at the peak (row 1 keeps its 1 GiB copies until its last repeat).
 #
 #   bench/run.sh                         # everything, 1 GiB file, 3 repeats
 #   BENCH_ROWS=4,5 bench/run.sh          # only some rows (1 store, 2+3 transfer, 4 node API, 5 latency)
 #   BENCH_SIZE=200000000 bench/run.sh    # smaller big file, for a quick look
+#   BENCH_REPEATS=1 bench/run.sh         # one repeat instead of the median of 3
 #   BENCH_OUT=/tmp/b.md bench/run.sh     # write elsewhere
 #
 # The measuring is done by crates/kachery-bench (it calls the hub's APIs and the pub-sub

@@ -191,6 +191,7 @@ const FOOTER: &str = "
     bench/run.sh                 # release build, all rows, rewrites docs/BENCHMARKS.md
     BENCH_SIZE=200000000 bench/run.sh   # smaller file for a quick look (the table says so)
     BENCH_ROWS=4,5 bench/run.sh  # only some rows
+    BENCH_REPEATS=1 bench/run.sh # one repeat instead of the median of 3
 
 Big files live in a temporary directory under /tmp that is deleted at the end. The machine \
 is shared, so compare the load-average column before trusting a difference.

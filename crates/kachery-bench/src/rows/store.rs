@@ -164,9 +164,12 @@ pub fn run(ctx: &Context, report: &mut Report) -> anyhow::Result<()> {
             tmpfs_text,
             format!(
                 "Per repeat, in run order (baseline first in repeats 1 and 3): kachery {}; \
-                 `sha1sum` + `cp` {}.",
+                 `sha1sum` + `cp` {}; `dd bs=4M conv=fsync` {}. The disk's speed swings \
+                 between runs on this shared VM, which is why 1c should be read next to the \
+                 tmpfs figure.",
                 per_repeat(kachery_runs.iter().map(|t| t.wall), "s"),
-                per_repeat(baseline_runs.iter().map(|s| s.plain().wall), "s")
+                per_repeat(baseline_runs.iter().map(|s| s.plain().wall), "s"),
+                per_repeat(baseline_runs.iter().map(|s| s.dd_fsync.wall), "s")
             ),
             format!(
                 "Baseline steps (medians): `sha1sum` {} ({:.0} MB/s, {:.2} s CPU), `cp` {} \
