@@ -302,7 +302,8 @@ fn hashing_body(
     }
     let reader = Box::pin(reader);
     let state = State {
-        pieces: tokio_util::io::ReaderStream::new(reader),
+        // 1 MiB pieces: the 4 KiB default capped uploads near 140 MB/s (docs/BENCHMARKS.md).
+        pieces: tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20),
         hasher: sha1::Sha1::new(),
         n_read: 0,
     };
