@@ -70,15 +70,11 @@ fn a_uri_nobody_has_fails_within_seconds_naming_the_channel() {
 fn a_requester_only_node_never_provides() {
     let net = network();
     // B holds a file, but has no provideFiles: A cannot get it from B.
-    let only_on_b = net.dir.path().join("only-b.txt");
-    std::fs::write(&only_on_b, b"held by a requester-only node").unwrap();
-    let uri = net
-        .b
-        .run(&["store", only_on_b.to_str().unwrap()])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let uri = net.b.store_file(
+        net.dir.path(),
+        "only-b.txt",
+        b"held by a requester-only node",
+    );
     net.a.run(&["load", &uri]).fails_with(3);
 }
 

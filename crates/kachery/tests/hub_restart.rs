@@ -30,14 +30,8 @@ fn restarting_the_hub_keeps_everything() {
     // The old API token and node records still work: a transfer succeeds.
     net.a.wait_for_link(&net.channel);
     net.b.wait_for_link(&net.channel);
-    let file = net.dir.path().join("after-restart.txt");
-    std::fs::write(&file, b"still here").unwrap();
     let uri = net
         .a
-        .run(&["store", file.to_str().unwrap()])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+        .store_file(net.dir.path(), "after-restart.txt", b"still here");
     assert_eq!(net.b.run(&["cat", &uri]).ok().stdout, "still here");
 }

@@ -69,15 +69,11 @@ fn a_requested_role_that_was_not_granted_is_not_effective() {
 #[test]
 fn revoking_a_grant_cuts_the_node_off() {
     let net = network();
-    let file = net.dir.path().join("before.txt");
-    std::fs::write(&file, b"shared before the revocation").unwrap();
-    let uri = net
-        .a
-        .run(&["store", file.to_str().unwrap()])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let uri = net.a.store_file(
+        net.dir.path(),
+        "before.txt",
+        b"shared before the revocation",
+    );
 
     let b_id = net.b.node_id();
     net.a
@@ -103,15 +99,11 @@ fn revoking_a_grant_cuts_the_node_off() {
 fn a_narrowed_then_restored_grant_serves_again() {
     let net = network();
     let a_id = net.a.node_id();
-    let file = net.dir.path().join("after-restore.txt");
-    std::fs::write(&file, b"provided again after the restore").unwrap();
-    let uri = net
-        .a
-        .run(&["store", file.to_str().unwrap()])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let uri = net.a.store_file(
+        net.dir.path(),
+        "after-restore.txt",
+        b"provided again after the restore",
+    );
 
     net.a
         .run(&[

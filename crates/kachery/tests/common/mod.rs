@@ -237,6 +237,16 @@ impl Node {
         kachery(&self.home, args)
     }
 
+    /// Writes `bytes` to `dir/name`, stores it on this node and returns its URI.
+    pub fn store_file(&self, dir: &Path, name: &str, bytes: &[u8]) -> String {
+        let file = dir.join(name);
+        std::fs::write(&file, bytes).expect("the test file can be written");
+        let run = self
+            .run(&["store", file.to_str().expect("temp paths are UTF-8")])
+            .ok();
+        run.stdout.trim().to_owned()
+    }
+
     pub fn node_id(&self) -> String {
         self.run(&["node", "id"]).ok().stdout.trim().to_owned()
     }
