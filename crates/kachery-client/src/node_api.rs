@@ -147,10 +147,19 @@ impl NodeApiClient {
         &self,
         channel: &ChannelName,
     ) -> Result<PubsubCredentialResponse, ApiError> {
-        // FIXME: sends no natsUserKey; needed once the NATS backend exists.
+        self.pubsub_credential_for(channel, None).await
+    }
+
+    /// Like [`Self::pubsub_credential`], naming the link's NATS user nkey (`U…`), which
+    /// a NATS channel's credential is bound to.
+    pub async fn pubsub_credential_for(
+        &self,
+        channel: &ChannelName,
+        nats_user_key: Option<String>,
+    ) -> Result<PubsubCredentialResponse, ApiError> {
         let request = GetPubsubCredentialRequest {
             channel: channel.clone(),
-            nats_user_key: None,
+            nats_user_key,
         };
         self.call(NodeRequest::GetPubsubCredential(request)).await
     }

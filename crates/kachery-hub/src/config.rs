@@ -37,6 +37,10 @@ pub struct HubConfig {
     pub admins: Vec<Email>,
     /// Embedded-bucket quota per channel, in bytes. Default 10 GiB.
     pub embedded_bucket_quota_bytes: u64,
+    /// Lifetime of NATS and Ably credentials, ms (env
+    /// `KACHERY_HUB_PUBSUB__CREDENTIAL_TTL_SECS`, 5 s to 30 min). Default 30 min; tests
+    /// shorten it to watch renewal.
+    pub pubsub_credential_ttl_ms: i64,
 }
 
 impl Default for HubConfig {
@@ -50,6 +54,7 @@ impl Default for HubConfig {
             master_key_file: None,
             admins: Vec::new(),
             embedded_bucket_quota_bytes: DEFAULT_EMBEDDED_BUCKET_QUOTA,
+            pubsub_credential_ttl_ms: kachery_protocol::limits::PUBSUB_CREDENTIAL_TTL_MS,
         }
     }
 }
@@ -248,6 +253,14 @@ impl HubConfig {
                     Email::parse(item).map_err(|error| invalid("ADMINS", error.to_string()))
                 })
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(ttl) = var("PUBSUB__CREDENTIAL_TTL_SECS") {
+            let key = "PUBSUB__CREDENTIAL_TTL_SECS";
+            let secs: i64 = ttl.parse().map_err(|error| invalid(key, format!("{error}")))?;
+            if !(5..=1800).contains(&secs) {
+                return Err(invalid(key, "must be 5 to 1800 seconds".to_owned()));
+            }
+            self.pubsub_credential_ttl_ms = secs * 1000;
         }
         if let Some(quota) = var("EMBEDDED_BUCKET__MAX_BYTES_PER_CHANNEL") {
             self.embedded_bucket_quota_bytes = quota.parse().map_err(|error| {

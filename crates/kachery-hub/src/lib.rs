@@ -24,6 +24,7 @@ mod extract;
 pub mod keys;
 mod node_api;
 mod pages;
+mod pubsub_backends;
 mod rate_limit;
 mod registration;
 mod revocation;

@@ -282,8 +282,6 @@ impl Vault {
     /// Called when the hub issues a credential for the channel's own bucket or broker:
     /// presigning S3 or GCS URLs, signing NATS user JWTs, minting Ably tokens (SPEC §6.2,
     /// §7.2). Keep the result for that one issuance only and drop it.
-    // FIXME: nothing calls this until the S3, GCS, NATS and Ably backends land (phase 2);
-    // only tests use it today.
     pub async fn decrypt(
         &self,
         channel_id: i64,

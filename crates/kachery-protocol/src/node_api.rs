@@ -167,6 +167,30 @@ pub struct PubsubCredentialResponse {
 pub enum PubsubCredential {
     /// The hub's embedded broker: a WebSocket URL and a hub-MACed token.
     Embedded { url: String, token: String },
+    /// A NATS server in JWT mode: its URLs and a user JWT for the nkey the node sent as
+    /// `natsUserKey` (the node answers the server's challenge with that nkey, never with
+    /// its node key).
+    Nats { servers: Vec<String>, jwt: String },
+    /// Ably: a signed token request the node exchanges for a token.
+    #[serde(rename_all = "camelCase")]
+    Ably { token_request: AblyTokenRequest },
+}
+
+/// An Ably token request, signed by the hub with the channel's API key (Ably's `mac`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AblyTokenRequest {
+    pub key_name: String,
+    /// Token lifetime, ms.
+    pub ttl: i64,
+    /// JSON text mapping Ably channel names to operations.
+    pub capability: String,
+    pub client_id: String,
+    /// Unix ms.
+    pub timestamp: i64,
+    pub nonce: String,
+    /// base64 HMAC-SHA256 over the fields above with the key's secret.
+    pub mac: String,
 }
 
 impl std::fmt::Debug for PubsubCredential {
@@ -176,6 +200,16 @@ impl std::fmt::Debug for PubsubCredential {
                 .debug_struct("Embedded")
                 .field("url", url)
                 .field("token", &"<redacted>")
+                .finish(),
+            PubsubCredential::Nats { servers, .. } => f
+                .debug_struct("Nats")
+                .field("servers", servers)
+                .field("jwt", &"<redacted>")
+                .finish(),
+            PubsubCredential::Ably { token_request } => f
+                .debug_struct("Ably")
+                .field("keyName", &token_request.key_name)
+                .field("mac", &"<redacted>")
                 .finish(),
         }
     }

@@ -93,8 +93,23 @@ pub struct BucketSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PubsubSettings {
-    /// `embedded` for now.
+    /// `embedded` (default), `nats` or `ably`.
     pub backend: String,
+    /// NATS servers and account; required for `nats` (the account seed is the channel
+    /// secret `natsAccountSeed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsSettings>,
+}
+
+/// Where a NATS channel's server is and which account its users belong to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NatsSettings {
+    /// `nats://host:port` or `tls://host:port` URLs, at least one.
+    pub servers: Vec<String>,
+    /// The account's public nkey (`A…`); the secret seed may be the account's own or one
+    /// of its signing keys.
+    pub account: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

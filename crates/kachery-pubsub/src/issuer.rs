@@ -23,6 +23,9 @@ pub struct CredentialRequest<'a> {
     pub capability: &'a Capability,
     /// Current time, Unix ms.
     pub now_ms: i64,
+    /// The per-link user nkey (`U…`) a NATS credential is bound to; other backends
+    /// ignore it.
+    pub nats_user_key: Option<&'a str>,
 }
 
 /// A credential and the moment it stops working.
@@ -41,11 +44,15 @@ pub enum IssueError {
     EmptyCapability,
     #[error("failed to draw a random token id")]
     Random(#[source] getrandom::Error),
+    #[error("the channel uses NATS: send natsUserKey (the link's user nkey, U…)")]
+    MissingNatsUserKey,
+    #[error("natsUserKey is not a NATS user public key (56 characters starting with U)")]
+    BadNatsUserKey,
 }
 
 /// Issues broker credentials for one backend (SPEC §6.2).
-// FIXME: config validation and the channel-test probe of SPEC §6.2 join this trait with the
-// NATS and Ably backends; the embedded broker has no config and is always reachable.
+// FIXME: the channel-test probe of SPEC §6.2 is not part of this trait yet; NATS and Ably
+// validate their config when they are built (`NatsIssuer::new`, `AblyIssuer::new`).
 pub trait CredentialIssuer: Send + Sync {
     /// Backend name for logs and metrics, e.g. `embedded`.
     fn backend(&self) -> &'static str;
@@ -140,11 +147,14 @@ mod tests {
             channel: &ChannelName::parse("lab").unwrap(),
             capability: &capability,
             now_ms: 1_000,
+            nats_user_key: None,
         };
 
         let issued = issuer.issue(&request).unwrap();
         assert_eq!(issued.expires_at, 1_000 + PUBSUB_CREDENTIAL_TTL_MS);
-        let PubsubCredential::Embedded { url, token } = issued.credential;
+        let PubsubCredential::Embedded { url, token } = issued.credential else {
+            panic!("embedded issuer made another kind of credential");
+        };
         assert_eq!(url, "ws://127.0.0.1:1/pubsub/ws");
         let claims = key.verify(&token, 1_000).unwrap();
         assert_eq!(claims.publish, capability.publish);
@@ -161,6 +171,7 @@ mod tests {
             channel: &ChannelName::parse("lab").unwrap(),
             capability: &Capability::default(),
             now_ms: 0,
+            nats_user_key: None,
         };
         assert!(matches!(
             issuer.issue(&request),

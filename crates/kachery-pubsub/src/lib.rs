@@ -11,14 +11,19 @@
 //! - [`client`]: the node's connection ([`PubsubConnection`]) with batching publishers
 //!   and a stream of [`Incoming`] events.
 //!
-//! Only the embedded backend exists so far; NATS and Ably will sit behind the same
-//! [`CredentialIssuer`] and [`PubsubClient`] seams. Signatures are not checked here:
+//! - [`nats`]: a channel's own `nats-server` in JWT mode: user JWTs minted by the hub
+//!   ([`nats::NatsIssuer`]) and the node's NATS driver behind the same connection handle.
+//! - [`ably`]: Ably token requests signed with the channel's API key.
+//!
+//! Every backend sits behind the same [`CredentialIssuer`] and [`PubsubClient`] seams. Signatures are not checked here:
 //! receivers run `kachery_protocol::pubsub::check_received` on every message.
 
 pub mod broker;
 pub mod client;
 pub mod error_code;
+pub mod ably;
 pub mod issuer;
+pub mod nats;
 pub mod token;
 
 pub use broker::{BrokerLimits, EmbeddedBroker};

@@ -203,12 +203,35 @@ pub struct HubAccessArgs {
     pub token: Option<String>,
 }
 
+/// Where a new channel's pub-sub runs. Secrets are read from files, never from flags.
+#[derive(Debug, Clone, Args)]
+pub struct PubsubArgs {
+    /// Pub-sub backend: embedded (the hub's broker), nats or ably
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "nats", "ably"])]
+    pub pubsub: String,
+    /// NATS server URL (nats://host:4222), repeatable; with --pubsub nats
+    #[arg(long = "nats-server", value_name = "URL")]
+    pub nats_servers: Vec<String>,
+    /// Public key (A…) of the NATS account the channel's users belong to
+    #[arg(long, value_name = "ACCOUNT")]
+    pub nats_account: Option<String>,
+    /// File holding the account's signing seed (SA…); stored encrypted by the hub
+    #[arg(long, value_name = "PATH")]
+    pub nats_seed_file: Option<std::path::PathBuf>,
+    /// File holding the Ably API key (appId.keyId:secret); with --pubsub ably
+    #[arg(long, value_name = "PATH")]
+    pub ably_key_file: Option<std::path::PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ChannelCommand {
-    /// Create a channel owned by you, on the hub's embedded bucket and broker
+    /// Create a channel owned by you, on the hub's embedded bucket and broker (or your own
+    /// NATS server or Ably app for pub-sub)
     Create {
         /// Channel name: 3–40 characters, segments of letters, digits, '_' or '-' joined by '.'
         name: String,
+        #[command(flatten)]
+        pubsub: PubsubArgs,
         #[command(flatten)]
         hub: HubAccessArgs,
     },

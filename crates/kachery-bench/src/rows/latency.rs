@@ -38,18 +38,18 @@ use crate::rows::{Context, Network, write_pseudo_random};
 /// Samples per repeat of 5a.
 const N_CLAIMS: usize = 30;
 /// Samples per repeat of 5b and 5c, per setting.
-const N_MESSAGES: usize = 200;
+pub(crate) const N_MESSAGES: usize = 200;
 /// Size of the small file of 5a and 5d.
 const SMALL_SIZE: u64 = 100_000;
 /// Pause after an answer so the band is quiet again: the 150 ms window plus margin.
-const QUIET_SPACING: Duration = Duration::from_millis(170);
+pub(crate) const QUIET_SPACING: Duration = Duration::from_millis(170);
 /// The broker allows 50 frames/s per connection; without batching every message is a
 /// frame, so the zero-delay client's messages are spaced to stay under that.
-const UNBATCHED_SPACING: Duration = Duration::from_millis(25);
+pub(crate) const UNBATCHED_SPACING: Duration = Duration::from_millis(25);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The per-repeat samples of one setting.
-type Runs = Vec<Vec<f64>>;
+pub(crate) type Runs = Vec<Vec<f64>>;
 
 /// The channel of row 5 and who takes part in it.
 struct Setup {
@@ -78,6 +78,8 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
     eprintln!("  5d done");
 
     summarize(report, claims, pubsub, small_loads);
+    crate::rows::latency_nats::run(ctx.repeats, net, report).await?;
+    eprintln!("  5b-nats, 5c-nats done");
     setup.loader.discard()?;
     crate::shell::remove(&setup.dir)
 }
@@ -251,7 +253,7 @@ struct PubsubRuns {
 }
 
 /// Median over repeats of each repeat's `p`-th percentile.
-fn pct(runs: &[Vec<f64>], p: f64) -> f64 {
+pub(crate) fn pct(runs: &[Vec<f64>], p: f64) -> f64 {
     median(
         &runs
             .iter()
@@ -260,7 +262,7 @@ fn pct(runs: &[Vec<f64>], p: f64) -> f64 {
     )
 }
 
-fn p50_p99(runs: &[Vec<f64>]) -> String {
+pub(crate) fn p50_p99(runs: &[Vec<f64>]) -> String {
     format!(
         "{} / {}",
         ms_text(pct(runs, 50.0)),
@@ -483,7 +485,7 @@ async fn request_to_claim(
 
 /// `N_MESSAGES` one-way latencies from `sender` to `receiver`, the next message published
 /// `spacing` after the previous one arrived.
-async fn one_way(
+pub(crate) async fn one_way(
     sender: &PubsubConnection,
     key: &SigningKey,
     receiver: &mut PubsubConnection,

@@ -3,6 +3,7 @@
 
 pub mod curl;
 pub mod latency;
+pub mod latency_nats;
 pub mod node_api;
 pub mod store;
 pub mod transfer;

@@ -69,6 +69,8 @@ pub struct ChannelRecord {
     pub bucket_backend: String,
     pub read_mode: ReadMode,
     pub pubsub_backend: String,
+    /// Backend settings as hub-validated JSON (`{}` for embedded); never secrets.
+    pub pubsub_config: String,
     pub created_at: i64,
     pub deleted: bool,
 }
@@ -80,6 +82,7 @@ pub struct NewChannel {
     pub bucket_backend: String,
     pub read_mode: ReadMode,
     pub pubsub_backend: String,
+    pub pubsub_config: String,
     pub now: i64,
 }
 

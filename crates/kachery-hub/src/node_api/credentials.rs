@@ -10,6 +10,7 @@ use super::VerifiedRequest;
 use crate::app::AppState;
 use crate::db::MembershipRecord;
 use crate::error::{ApiError, ApiResult};
+use crate::pubsub_backends;
 
 // FIXME: the per-(node, channel) limit of 10 credentials a minute (SPEC §21) is not
 // enforced yet; only the node-wide 20/s applies.
@@ -27,12 +28,18 @@ pub async fn pubsub_credential(
         channel: &get.channel,
         capability: &capability,
         now_ms: request.now,
+        nats_user_key: get.nats_user_key.as_deref(),
     };
-    let issued = state
+    let issued = match state
         .backends
         .issue_credential(&membership.channel, &credential_request)
-        .ok_or_else(|| unsupported_backend(&membership.channel.pubsub_backend))?
-        .map_err(|error| ApiError::internal("failed to issue a broker credential", &error))?;
+    {
+        Some(issued) => issued
+            .map_err(|error| ApiError::internal("failed to issue a broker credential", &error))?,
+        None => pubsub_backends::issue(state, &membership.channel, &credential_request)
+            .await
+            .ok_or_else(|| unsupported_backend(&membership.channel.pubsub_backend))??,
+    };
 
     let audit = request
         .actor()

@@ -20,6 +20,7 @@ use crate::backends::EMBEDDED;
 use crate::db::NewChannel;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::SecretJson;
+use crate::pubsub_backends::check_pubsub_settings;
 use crate::time::now_ms;
 use crate::user_api::secrets::checked_secret;
 
@@ -68,15 +69,10 @@ pub async fn create(
     } else {
         bucket.backend
     };
-    let pubsub_backend = match request.pubsub {
-        Some(settings) if !settings.backend.is_empty() => settings.backend,
-        _ => EMBEDDED.to_owned(),
-    };
+    let pubsub = check_pubsub_settings(request.pubsub, &secrets)?;
+    let pubsub_backend = pubsub.backend;
     if bucket_backend != EMBEDDED {
         return Err(unsupported("bucket", &bucket_backend));
-    }
-    if pubsub_backend != EMBEDDED {
-        return Err(unsupported("pubsub", &pubsub_backend));
     }
     // FIXME: public read mode needs the embedded bucket to serve unsigned reads per
     // channel; refused until it can (matters for channels shared with the original kachery).
@@ -98,6 +94,7 @@ pub async fn create(
         bucket_backend,
         read_mode: bucket.read_mode,
         pubsub_backend,
+        pubsub_config: pubsub.config,
         now,
     };
     let cipher = state.vault.cipher();

@@ -24,7 +24,7 @@ use axum::Json;
 use axum::extract::State;
 use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::user_api::{
-    BucketSettings, ChannelView, MeResponse, MembershipView, NodeView, PubsubSettings, SecretView,
+    BucketSettings, ChannelView, MeResponse, MembershipView, NodeView, SecretView,
 };
 use kachery_protocol::{ChannelName, NodeId};
 
@@ -143,9 +143,7 @@ pub fn channel_view(channel: &ChannelRecord, show_backends: bool) -> ChannelView
             backend: channel.bucket_backend.clone(),
             read_mode: channel.read_mode,
         }),
-        pubsub: show_backends.then(|| PubsubSettings {
-            backend: channel.pubsub_backend.clone(),
-        }),
+        pubsub: show_backends.then(|| crate::pubsub_backends::settings_view(channel)),
         created_at: channel.created_at,
         secrets: None,
     }

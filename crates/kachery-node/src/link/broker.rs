@@ -1,5 +1,5 @@
 //! The link's view of a broker connection: open with a credential, subscribe, renew, and
-//! read events, over `kachery_pubsub`'s client. Refusals of single frames (a denied
+//! read events, over `kachery_pubsub`'s client (embedded WebSocket or NATS alike). Refusals of single frames (a denied
 //! subscribe, a rate-limited publish) are logged here and do not end the session; a
 //! revocation or a closed socket does.
 
@@ -11,6 +11,7 @@ use kachery_pubsub::{
 };
 
 pub(crate) use kachery_pubsub::Publisher as BrokerPublisher;
+use kachery_pubsub::nats::NatsUserKey;
 
 /// Why a broker step failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +59,15 @@ pub(crate) struct BrokerConnection {
 
 impl BrokerConnection {
     /// Connects with the credential's backend URL and token and waits for `ready`.
-    pub(crate) async fn open(credential: &PubsubCredentialResponse) -> Result<Self, BrokerError> {
-        let (connection, _ready) =
-            PubsubConnection::open(&credential.credential, ClientOptions::default()).await?;
+    pub(crate) async fn open(
+        credential: &PubsubCredentialResponse,
+        nats_user_key: Option<NatsUserKey>,
+    ) -> Result<Self, BrokerError> {
+        let options = ClientOptions {
+            nats_user_key,
+            ..ClientOptions::default()
+        };
+        let (connection, _ready) = PubsubConnection::open(&credential.credential, options).await?;
         Ok(Self { connection })
     }
 

@@ -117,6 +117,9 @@ pub(crate) struct LinkShared {
     snapshot: watch::Sender<LinkSnapshot>,
     publisher: Mutex<Option<broker::BrokerPublisher>>,
     changes: Arc<Notify>,
+    /// The link's own NATS user nkey, used only on NATS channels: the server challenges
+    /// it, never the node key (SPEC §6.2). It lives as long as the link.
+    nats_user_key: kachery_pubsub::nats::NatsUserKey,
 }
 
 impl LinkShared {
@@ -229,6 +232,7 @@ impl LinkHandle {
             snapshot: watch::Sender::new(initial),
             publisher: Mutex::new(None),
             changes: context.changes.clone(),
+            nats_user_key: kachery_pubsub::nats::NatsUserKey::generate(),
         });
         let cancel = CancellationToken::new();
 

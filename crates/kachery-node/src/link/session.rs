@@ -16,6 +16,7 @@ use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::node_api::MembershipConfig;
 use kachery_protocol::node_api::PubsubCredentialResponse;
 use kachery_protocol::pubsub::{PubsubEnvelope, check_received};
+use kachery_pubsub::nats::NatsUserKey;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -133,12 +134,14 @@ async fn run_session(
     failures: &mut u32,
 ) -> SessionEnd {
     let roles_at_start = membership_rx.borrow().effective_roles;
+    let nats_user_key = (membership_rx.borrow().pubsub.backend == "nats")
+        .then(|| shared.nats_user_key.clone());
 
-    let credential = match context.hub.pubsub_credential(&shared.channel).await {
+    let credential = match fetch_credential(context, shared, nats_user_key.as_ref()).await {
         Ok(credential) => credential,
-        Err(error) => return SessionEnd::Failed(Failure::from_hub(&error)),
+        Err(failure) => return SessionEnd::Failed(failure),
     };
-    let mut connection = match BrokerConnection::open(&credential).await {
+    let mut connection = match BrokerConnection::open(&credential, nats_user_key.clone()).await {
         Ok(connection) => connection,
         Err(error) => return SessionEnd::Failed(Failure::from_broker("connect", &error)),
     };
@@ -176,7 +179,7 @@ async fn run_session(
             }
             () = sleep_until(renew_at) => {
                 shared.set_state(LinkState::Renewing);
-                match renew(context, shared, &mut connection).await {
+                match renew(context, shared, nats_user_key.as_ref(), &mut connection).await {
                     Ok(renewed) => {
                         if (renewed.publish.clone(), renewed.subscribe.clone()) != bands {
                             return SessionEnd::RolesChanged;
@@ -218,17 +221,28 @@ async fn run_session(
     }
 }
 
-/// Fetches a fresh credential and hands it to the open connection.
+/// A credential from the hub, bound to the link's NATS user key on NATS channels.
+async fn fetch_credential(
+    context: &LinkContext,
+    shared: &LinkShared,
+    nats_user_key: Option<&NatsUserKey>,
+) -> Result<PubsubCredentialResponse, Failure> {
+    context
+        .hub
+        .pubsub_credential_for(&shared.channel, nats_user_key.map(NatsUserKey::public_key))
+        .await
+        .map_err(|error| Failure::from_hub(&error))
+}
+
+/// Fetches a fresh credential and hands it to the open connection (on NATS: a new
+/// connection subscribed before the old one is drained).
 async fn renew(
     context: &LinkContext,
     shared: &LinkShared,
+    nats_user_key: Option<&NatsUserKey>,
     connection: &mut BrokerConnection,
 ) -> Result<PubsubCredentialResponse, Failure> {
-    let credential = context
-        .hub
-        .pubsub_credential(&shared.channel)
-        .await
-        .map_err(|error| Failure::from_hub(&error))?;
+    let credential = fetch_credential(context, shared, nats_user_key).await?;
     connection
         .reauth(&credential)
         .await
@@ -266,8 +280,9 @@ fn deliver(context: &LinkContext, shared: &LinkShared, band: Band, envelope: Pub
 }
 
 /// Never renew sooner than this after connecting or renewing, so a clock far off the
-/// hub's cannot turn renewal into a busy loop.
-const MIN_RENEWAL_DELAY: Duration = Duration::from_secs(30);
+/// hub's cannot turn renewal into a busy loop. Short enough for hubs configured with
+/// credentials of a few seconds (tests of renewal).
+const MIN_RENEWAL_DELAY: Duration = Duration::from_secs(2);
 
 /// When to renew a credential expiring at `expires_at`: after 80 % of its remaining life.
 fn renewal_instant(expires_at: i64) -> Instant {

@@ -42,6 +42,12 @@ pub(crate) enum Command {
     Flush {
         reply: oneshot::Sender<()>,
     },
+    /// Move a NATS connection to a fresh user JWT.
+    RenewNats {
+        servers: Vec<String>,
+        jwt: String,
+        reply: oneshot::Sender<Result<Ready, ReauthError>>,
+    },
 }
 
 /// How the task's loop ended.
@@ -182,6 +188,9 @@ impl Driver {
                     self.send_batch(band, batch).await?;
                 }
                 let _ = reply.send(());
+            }
+            Command::RenewNats { reply, .. } => {
+                let _ = reply.send(Err(ReauthError::WrongBackend));
             }
         }
         Ok(())

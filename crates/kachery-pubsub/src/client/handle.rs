@@ -16,13 +16,14 @@ use kachery_protocol::node_api::PubsubCredential;
 use kachery_protocol::pubsub::{BrokerClientFrame, BrokerServerFrame, PubsubEnvelope};
 
 use super::driver::{Command, Driver, Socket};
+use crate::nats::driver::{NatsDriver, NatsDriverParts};
 use super::{
     ClientOptions, ConnectError, ConnectionClosed, Incoming, PublishError, PubsubClient, Ready,
     ReauthError,
 };
 
-/// One authenticated socket to the embedded broker. Dropping it flushes queued envelopes
-/// and closes the socket.
+/// One authenticated connection to a channel's broker (embedded WebSocket or NATS).
+/// Dropping it flushes queued envelopes and closes the connection.
 #[derive(Debug)]
 pub struct PubsubConnection {
     commands: mpsc::Sender<Command>,
@@ -48,7 +49,53 @@ impl PubsubConnection {
             PubsubCredential::Embedded { url, token } => {
                 Self::connect_with_options(url, token, options).await
             }
+            PubsubCredential::Nats { servers, jwt } => {
+                Self::connect_nats(servers, jwt, options).await
+            }
+            // FIXME: no Ably client on nodes yet (token exchange + realtime socket); matters
+            // once an Ably channel must carry kachery traffic rather than legacy clients'.
+            PubsubCredential::Ably { .. } => Err(ConnectError::UnsupportedBackend("ably")),
         }
+    }
+
+    /// Connects to a NATS server with a user JWT, answering its challenge with
+    /// `options.nats_user_key`.
+    async fn connect_nats(
+        servers: &[String],
+        jwt: &str,
+        options: ClientOptions,
+    ) -> Result<(Self, Ready), ConnectError> {
+        let user_key = options
+            .nats_user_key
+            .clone()
+            .ok_or(ConnectError::MissingNatsUserKey)?;
+        let (commands_tx, commands_rx) = mpsc::channel(options.command_capacity.max(1));
+        let (incoming_tx, incoming_rx) = mpsc::channel(options.incoming_capacity.max(1));
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let dropped_incoming = Arc::new(AtomicU64::new(0));
+        let parts = NatsDriverParts {
+            commands: commands_rx,
+            incoming: incoming_tx,
+            shutdown: shutdown_rx,
+            flush_delay: options.flush_delay,
+            handshake_timeout: options.handshake_timeout,
+            dropped_incoming: Arc::clone(&dropped_incoming),
+        };
+        let (driver, ready) = NatsDriver::connect(servers, jwt, user_key, parts).await?;
+        tracing::debug!(
+            expires_at = ready.expires_at,
+            "NATS pub-sub connection ready"
+        );
+        tokio::spawn(driver.run().instrument(tracing::info_span!("pubsub_nats")));
+
+        let connection = Self {
+            commands: commands_tx,
+            incoming: incoming_rx,
+            handshake_timeout: options.handshake_timeout,
+            dropped_incoming,
+            _shutdown: shutdown_tx,
+        };
+        Ok((connection, ready))
     }
 
     /// Connects to `url`, sends `auth{token}` and waits for `ready`, all within
@@ -233,6 +280,26 @@ impl PubsubClient for PubsubConnection {
     async fn renew(&self, credential: &PubsubCredential) -> Result<Ready, ReauthError> {
         match credential {
             PubsubCredential::Embedded { token, .. } => self.reauth(token).await,
+            PubsubCredential::Nats { servers, jwt } => {
+                let (reply_tx, reply_rx) = oneshot::channel();
+                let command = Command::RenewNats {
+                    servers: servers.clone(),
+                    jwt: jwt.clone(),
+                    reply: reply_tx,
+                };
+                self.commands
+                    .send(command)
+                    .await
+                    .map_err(|_| ReauthError::Closed)?;
+                // Connecting and subscribing anew: two handshakes at most.
+                let limit = self.handshake_timeout * 2;
+                match tokio::time::timeout(limit, reply_rx).await {
+                    Err(_elapsed) => Err(ReauthError::Timeout(limit)),
+                    Ok(Err(_dropped)) => Err(ReauthError::Closed),
+                    Ok(Ok(outcome)) => outcome,
+                }
+            }
+            PubsubCredential::Ably { .. } => Err(ReauthError::WrongBackend),
         }
     }
 

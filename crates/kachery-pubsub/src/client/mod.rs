@@ -1,7 +1,8 @@
-//! The node side of the embedded broker: one WebSocket per channel (SPEC §6.2, §6.3).
+//! The node side of pub-sub: one connection per channel (SPEC §6.2, §6.3).
 //!
-//! [`PubsubConnection::connect`] opens the socket, sends `auth` and waits for `ready`; a
-//! background task then owns the socket. The connection handle subscribes, renews with
+//! [`PubsubConnection::open`] picks a driver by the credential's backend: a WebSocket to
+//! the embedded broker ([`PubsubConnection::connect`] sends `auth` and waits for `ready`)
+//! or a NATS client (`crate::nats`). A background task then owns the connection. The connection handle subscribes, renews with
 //! [`PubsubConnection::reauth`] and yields [`Incoming`] events; any number of cloned
 //! [`Publisher`]s queue envelopes, which the task batches per band (150 ms or 32,000
 //! bytes, whichever comes first). Dropping the handle flushes what is queued and closes
@@ -10,8 +11,8 @@
 //!
 //! Every method is cancel-safe: a cancelled call has either queued its command or not.
 
-mod batch;
-mod driver;
+pub(crate) mod batch;
+pub(crate) mod driver;
 mod handle;
 
 pub use handle::{Publisher, PubsubConnection};
@@ -21,6 +22,8 @@ use std::time::Duration;
 use kachery_protocol::Band;
 use kachery_protocol::node_api::PubsubCredential;
 use kachery_protocol::pubsub::PubsubEnvelope;
+
+use crate::nats::NatsUserKey;
 
 /// Knobs for a client connection.
 #[derive(Debug, Clone)]
@@ -35,6 +38,9 @@ pub struct ClientOptions {
     pub incoming_capacity: usize,
     /// Commands (publishes, subscribes) buffered before callers wait. Default 256.
     pub command_capacity: usize,
+    /// The link's user nkey, required for NATS credentials (its public half went to the
+    /// hub as `natsUserKey`). Default none.
+    pub nats_user_key: Option<NatsUserKey>,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +50,7 @@ impl Default for ClientOptions {
             handshake_timeout: Duration::from_secs(10),
             incoming_capacity: 1024,
             command_capacity: 256,
+            nats_user_key: None,
         }
     }
 }
@@ -92,6 +99,12 @@ pub enum ConnectError {
     ClosedBeforeReady,
     #[error("broker sent something other than ready or err in reply to auth")]
     UnexpectedFrame,
+    #[error("a NATS credential needs the link's user nkey (ClientOptions::nats_user_key)")]
+    MissingNatsUserKey,
+    #[error("the credential cannot be used: {0}")]
+    BadCredential(String),
+    #[error("this build has no client for the {0} backend")]
+    UnsupportedBackend(&'static str),
 }
 
 /// Why a `reauth` did not renew the session.
@@ -106,6 +119,8 @@ pub enum ReauthError {
     Closed,
     #[error("another reauth is still waiting for its answer")]
     AlreadyPending,
+    #[error("the new credential is for another broker backend than the open connection")]
+    WrongBackend,
 }
 
 /// Why an envelope was not queued.
@@ -131,12 +146,14 @@ pub enum DisconnectError {
     Transport(#[source] tokio_tungstenite::tungstenite::Error),
     #[error("broker ended the stream without a close frame")]
     Vanished,
+    #[error("NATS connection ended: {0}")]
+    Nats(String),
 }
 
 /// The node-side seam over broker backends (SPEC §6.2): what a channel link needs from an
 /// open connection, whatever the broker. Exchanges see only bands and envelopes.
-// FIXME: only the embedded backend implements this; NATS and Ably bring their own
-// connection types, and `PubsubConnection::open` will pick one by credential backend.
+/// [`PubsubConnection`] implements it for the embedded broker and NATS, picking the
+/// driver by credential backend.
 pub trait PubsubClient: Send {
     /// Starts receiving a band the credential allows.
     fn subscribe(&self, band: Band) -> impl Future<Output = Result<(), ConnectionClosed>> + Send;

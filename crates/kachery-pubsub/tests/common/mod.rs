@@ -91,9 +91,12 @@ impl TestHub {
             channel: &ChannelName::parse(channel).unwrap(),
             capability,
             now_ms: now_ms(),
+            nats_user_key: None,
         };
         let issued = self.issuer.issue_with_ttl(&request, ttl_ms).unwrap();
-        let PubsubCredential::Embedded { token, .. } = issued.credential;
+        let PubsubCredential::Embedded { token, .. } = issued.credential else {
+            panic!("embedded issuer made another kind of credential");
+        };
         token
     }
 

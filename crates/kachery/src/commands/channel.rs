@@ -1,7 +1,11 @@
 //! `kachery channel …`: create channels and manage grants as their owner.
 
 use anyhow::Context;
-use kachery_protocol::user_api::CreateChannelRequest;
+use std::collections::BTreeMap;
+
+use kachery_protocol::user_api::{
+    CreateChannelRequest, NatsSettings, PubsubSettings, SecretKind, SecretValue,
+};
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet};
 
 use crate::cli::ChannelCommand;
@@ -14,14 +18,15 @@ fn parse<T, E: std::fmt::Display>(result: Result<T, E>) -> anyhow::Result<T> {
 
 pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
     match command {
-        ChannelCommand::Create { name, hub } => {
+        ChannelCommand::Create { name, pubsub, hub } => {
             let name = parse(ChannelName::parse(&name))?;
             let client = access::hub_user_client(&hub)?;
+            let (pubsub, secrets) = pubsub_settings(pubsub)?;
             let request = CreateChannelRequest {
                 name: name.clone(),
                 bucket: None,
-                pubsub: None,
-                secrets: Default::default(),
+                pubsub,
+                secrets,
             };
             client
                 .create_channel(&request)
@@ -101,4 +106,42 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `pubsub` settings and secrets of `channel create`, from its flags.
+fn pubsub_settings(
+    args: crate::cli::PubsubArgs,
+) -> anyhow::Result<(Option<PubsubSettings>, BTreeMap<SecretKind, SecretValue>)> {
+    let read_secret = |path: &std::path::Path| -> anyhow::Result<SecretValue> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        Ok(SecretValue::new(text.trim().to_owned()))
+    };
+    let mut secrets = BTreeMap::new();
+    let nats = match args.pubsub.as_str() {
+        "nats" => {
+            let account = args.nats_account.ok_or_else(|| {
+                Failure::usage("--pubsub nats needs --nats-account A… and --nats-server URL")
+            })?;
+            if let Some(path) = &args.nats_seed_file {
+                secrets.insert(SecretKind::NatsAccountSeed, read_secret(path)?);
+            }
+            Some(NatsSettings {
+                servers: args.nats_servers,
+                account,
+            })
+        }
+        _ if !args.nats_servers.is_empty() || args.nats_account.is_some() => {
+            return Err(Failure::usage("--nats-server and --nats-account need --pubsub nats").into());
+        }
+        _ => None,
+    };
+    if let Some(path) = &args.ably_key_file {
+        secrets.insert(SecretKind::AblyApiKey, read_secret(path)?);
+    }
+    let settings = (args.pubsub != "embedded").then(|| PubsubSettings {
+        backend: args.pubsub,
+        nats,
+    });
+    Ok((settings, secrets))
 }

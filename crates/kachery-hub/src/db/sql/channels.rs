@@ -64,14 +64,16 @@ where
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "INSERT INTO channels \
-             (name, owner_email, bucket_backend, read_mode, pubsub_backend, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+             (name, owner_email, bucket_backend, read_mode, pubsub_backend, pubsub_config, \
+              created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(channel.name.as_str())
         .bind(channel.owner.as_str())
         .bind(&channel.bucket_backend)
         .bind(read_mode_name(channel.read_mode))
         .bind(&channel.pubsub_backend)
+        .bind(&channel.pubsub_config)
         .bind(channel.now)
         .fetch_one(&mut *tx)
         .await
@@ -114,6 +116,7 @@ where
             bucket_backend: channel.bucket_backend,
             read_mode: channel.read_mode,
             pubsub_backend: channel.pubsub_backend,
+            pubsub_config: channel.pubsub_config,
             created_at: channel.now,
             deleted: false,
         })

@@ -13,7 +13,7 @@ use crate::db::{ChannelRecord, DbError, NodeRecord};
 /// The channel columns every channel query selects, in this order, aliased `c`.
 pub const CHANNEL_COLUMNS: &str = "c.id AS channel_id, c.name AS channel_name, \
      c.owner_email AS channel_owner, c.bucket_backend, c.read_mode, c.pubsub_backend, \
-     c.created_at AS channel_created_at, c.deleted_at AS channel_deleted_at";
+     c.pubsub_config, c.created_at AS channel_created_at, c.deleted_at AS channel_deleted_at";
 
 /// The node columns every node query selects, aliased `n`.
 pub const NODE_COLUMNS: &str = "n.id AS node_row_id, n.node_id, n.owner_email, n.label, \
@@ -82,6 +82,7 @@ where
             bucket_backend: Self::column(row, "bucket_backend")?,
             read_mode: Self::read_mode(row)?,
             pubsub_backend: Self::column(row, "pubsub_backend")?,
+            pubsub_config: Self::column(row, "pubsub_config")?,
             created_at: Self::column(row, "channel_created_at")?,
             deleted: Self::column::<Option<i64>>(row, "channel_deleted_at")?.is_some(),
         })
