@@ -68,7 +68,7 @@ pub fn check_pubsub_settings(
                 )
             })?;
             check_settings(&nats.servers, &nats.account)
-                .map_err(|error| ApiError::validation(format!("pubsub.nats: {error}")))?;
+                .map_err(|error| ApiError::validation(format!("pubsub.{error}")))?;
             if let Some(seed) = secret(SecretKind::NatsAccountSeed) {
                 NatsIssuer::new(&nats.servers, &nats.account, seed.expose())
                     .map_err(secret_invalid(SecretKind::NatsAccountSeed))?;

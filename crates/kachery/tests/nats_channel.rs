@@ -108,8 +108,8 @@ fn a_nats_channel_needs_valid_settings() {
             "--nats-account",
             "not-an-account",
         ])
-        .fails_with(1);
-    assert!(run.stderr.contains("nats.account"), "{}", run.stderr);
+        .fails_with(2);
+    assert!(run.stderr.contains("pubsub.nats.account"), "{}", run.stderr);
 }
 
 /// The credential expiry B's status shows for `channel` (Unix ms).
