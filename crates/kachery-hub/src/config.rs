@@ -256,7 +256,9 @@ impl HubConfig {
         }
         if let Some(ttl) = var("PUBSUB__CREDENTIAL_TTL_SECS") {
             let key = "PUBSUB__CREDENTIAL_TTL_SECS";
-            let secs: i64 = ttl.parse().map_err(|error| invalid(key, format!("{error}")))?;
+            let secs: i64 = ttl
+                .parse()
+                .map_err(|error| invalid(key, format!("{error}")))?;
             if !(5..=1800).contains(&secs) {
                 return Err(invalid(key, "must be 5 to 1800 seconds".to_owned()));
             }

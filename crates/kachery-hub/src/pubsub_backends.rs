@@ -164,7 +164,10 @@ async fn channel_secret(
             channel,
             &format!("no {kind} secret is set; the channel owner must PUT it"),
         )),
-        Err(error) => Err(ApiError::internal("failed to decrypt a channel secret", &error)),
+        Err(error) => Err(ApiError::internal(
+            "failed to decrypt a channel secret",
+            &error,
+        )),
     }
 }
 

@@ -17,10 +17,10 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use kachery_protocol::ChannelName;
 use kachery_protocol::limits::PUBSUB_CREDENTIAL_TTL_MS;
 use kachery_protocol::node_api::{AblyTokenRequest, PubsubCredential};
 use kachery_protocol::roles::Capability;
-use kachery_protocol::ChannelName;
 
 use crate::issuer::{CredentialIssuer, CredentialRequest, IssueError, IssuedCredential};
 
@@ -51,10 +51,14 @@ impl std::fmt::Debug for AblyIssuer {
 impl AblyIssuer {
     /// Splits `appId.keyId:secret`; the error never quotes the key.
     pub fn new(api_key: &str) -> Result<Self, AblyKeyError> {
-        let (key_name, key_secret) = api_key.trim().split_once(':').ok_or(AblyKeyError::Malformed)?;
-        let well_formed = key_name.split_once('.').is_some_and(|(app, key)| {
-            !app.is_empty() && !key.is_empty()
-        }) && !key_secret.is_empty();
+        let (key_name, key_secret) = api_key
+            .trim()
+            .split_once(':')
+            .ok_or(AblyKeyError::Malformed)?;
+        let well_formed = key_name
+            .split_once('.')
+            .is_some_and(|(app, key)| !app.is_empty() && !key.is_empty())
+            && !key_secret.is_empty();
         if !well_formed {
             return Err(AblyKeyError::Malformed);
         }
@@ -72,11 +76,7 @@ impl AblyIssuer {
     }
 
     /// A signed token request with a caller-chosen nonce, for fixed-input tests.
-    pub fn token_request(
-        &self,
-        request: &CredentialRequest<'_>,
-        nonce: &str,
-    ) -> AblyTokenRequest {
+    pub fn token_request(&self, request: &CredentialRequest<'_>, nonce: &str) -> AblyTokenRequest {
         let capability = capability_text(request.channel, request.capability);
         let client_id = request.node_id.to_string();
         let mac = mac(

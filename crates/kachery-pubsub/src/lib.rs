@@ -18,10 +18,10 @@
 //! Every backend sits behind the same [`CredentialIssuer`] and [`PubsubClient`] seams. Signatures are not checked here:
 //! receivers run `kachery_protocol::pubsub::check_received` on every message.
 
+pub mod ably;
 pub mod broker;
 pub mod client;
 pub mod error_code;
-pub mod ably;
 pub mod issuer;
 pub mod nats;
 pub mod token;

@@ -114,19 +114,13 @@ async fn the_server_refuses_publish_and_subscribe_outside_the_roles() {
         .publish(Band::RequestFiles, request_file(&requester, CHANNEL, 1))
         .await
         .unwrap();
-    assert_eq!(
-        next_tag(&mut provider_conn).await,
-        (Band::RequestFiles, 1)
-    );
+    assert_eq!(next_tag(&mut provider_conn).await, (Band::RequestFiles, 1));
     let statuses = provider_conn.publisher();
     statuses
         .publish(Band::ProvideFiles, file_status(&provider, CHANNEL, 2))
         .await
         .unwrap();
-    assert_eq!(
-        next_tag(&mut requester_conn).await,
-        (Band::ProvideFiles, 2)
-    );
+    assert_eq!(next_tag(&mut requester_conn).await, (Band::ProvideFiles, 2));
 
     // The requester publishes a status, which only providers may: the server refuses it
     // and nobody hears it. The provider may not subscribe to statuses either.
@@ -138,7 +132,10 @@ async fn the_server_refuses_publish_and_subscribe_outside_the_roles() {
     match next_event(&mut requester_conn).await {
         Incoming::Refused { code, message } => {
             assert_eq!(code, "permission_denied", "{message}");
-            assert!(message.contains("kachery.lab.nats.provideFiles"), "{message}");
+            assert!(
+                message.contains("kachery.lab.nats.provideFiles"),
+                "{message}"
+            );
         }
         other => panic!("expected the server's refusal, got {other:?}"),
     }
@@ -157,18 +154,12 @@ async fn the_server_refuses_publish_and_subscribe_outside_the_roles() {
         .publish(Band::ProvideFiles, file_status(&provider, CHANNEL, 4))
         .await
         .unwrap();
-    assert_eq!(
-        next_tag(&mut requester_conn).await,
-        (Band::ProvideFiles, 4)
-    );
+    assert_eq!(next_tag(&mut requester_conn).await, (Band::ProvideFiles, 4));
     requests
         .publish(Band::RequestFiles, request_file(&requester, CHANNEL, 5))
         .await
         .unwrap();
-    assert_eq!(
-        next_tag(&mut provider_conn).await,
-        (Band::RequestFiles, 5)
-    );
+    assert_eq!(next_tag(&mut provider_conn).await, (Band::RequestFiles, 5));
 }
 
 #[tokio::test]
@@ -179,8 +170,7 @@ async fn renewing_short_credentials_loses_no_message() {
     // NATS expiry has whole seconds: this credential lasts 2 to 3 s.
     let ttl_ms = 3_000;
 
-    let (sender, sender_key) =
-        join(&server, &requester, "requestFiles", &[], ttl_ms).await;
+    let (sender, sender_key) = join(&server, &requester, "requestFiles", &[], ttl_ms).await;
     let (mut receiver, receiver_key) = join(
         &server,
         &provider,
@@ -198,7 +188,10 @@ async fn renewing_short_credentials_loses_no_message() {
         async move {
             for tag in 0..n_messages {
                 let envelope = request_file(&TestNode::new(1), CHANNEL, tag);
-                publisher.publish(Band::RequestFiles, envelope).await.unwrap();
+                publisher
+                    .publish(Band::RequestFiles, envelope)
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(60)).await;
             }
             publisher.flush().await.unwrap();
@@ -228,7 +221,10 @@ async fn renewing_short_credentials_loses_no_message() {
             }
         }
     }
-    assert!(n_renewals >= 3, "the test outran the credentials ({n_renewals} renewals)");
+    assert!(
+        n_renewals >= 3,
+        "the test outran the credentials ({n_renewals} renewals)"
+    );
     publishing.await.unwrap();
     eprintln!("received all {n_messages} messages, {n_duplicates} duplicates dropped by nonce");
 

@@ -46,14 +46,27 @@ fn a_file_travels_over_a_nats_channel_and_links_renew() {
         seed_file.to_str().unwrap(),
     ])
     .ok();
-    a.run(&["node", "join", channel, "--roles", "requestFiles,provideFiles"])
-        .ok();
+    a.run(&[
+        "node",
+        "join",
+        channel,
+        "--roles",
+        "requestFiles,provideFiles",
+    ])
+    .ok();
     b.run(&["node", "join", channel, "--roles", "requestFiles"])
         .ok();
     let a_id = a.node_id();
     let b_id = b.node_id();
-    a.run(&["channel", "grant", channel, &a_id, ALICE, "requestFiles,provideFiles"])
-        .ok();
+    a.run(&[
+        "channel",
+        "grant",
+        channel,
+        &a_id,
+        ALICE,
+        "requestFiles,provideFiles",
+    ])
+    .ok();
     a.run(&["channel", "grant", channel, &b_id, BOB, "requestFiles"])
         .ok();
     a.wait_for_link(channel);
@@ -84,8 +97,13 @@ fn a_file_travels_over_a_nats_channel_and_links_renew() {
     write_random_file(&second, 200_000, 8);
     let second_uri = a.run(&["store", second.to_str().unwrap()]).ok().stdout;
     let second_copy = dir.path().join("second-copy.bin");
-    b.run(&["load", second_uri.trim(), "-o", second_copy.to_str().unwrap()])
-        .ok();
+    b.run(&[
+        "load",
+        second_uri.trim(),
+        "-o",
+        second_copy.to_str().unwrap(),
+    ])
+    .ok();
     assert_eq!(sha1sum(&second_copy), sha1sum(&second));
 }
 

@@ -21,7 +21,7 @@ use crate::measure::{load_average, ms_text};
 use crate::report::{Report, Row};
 use crate::rows::Network;
 use crate::rows::latency::{
-    QUIET_SPACING, Runs, UNBATCHED_SPACING, N_MESSAGES, one_way, p50_p99, pct,
+    N_MESSAGES, QUIET_SPACING, Runs, UNBATCHED_SPACING, one_way, p50_p99, pct,
 };
 
 pub async fn run(repeats: usize, net: &Network, report: &mut Report) -> anyhow::Result<()> {
@@ -67,9 +67,8 @@ pub async fn run(repeats: usize, net: &Network, report: &mut Report) -> anyhow::
         for setting in 0..3 {
             let listener = &mut listener_conn;
             match (setting + repeat) % 3 {
-                0 => quiet.push(
-                    one_way(&batched, &sender.key, listener, &channel, QUIET_SPACING).await?,
-                ),
+                0 => quiet
+                    .push(one_way(&batched, &sender.key, listener, &channel, QUIET_SPACING).await?),
                 1 => busy.push(
                     one_way(&batched, &sender.key, listener, &channel, Duration::ZERO).await?,
                 ),

@@ -33,6 +33,7 @@ mod common;
 mod database;
 mod lifecycle;
 mod node_api;
+mod pubsub_backends;
 mod registration;
 mod replicas;
 mod roles;

@@ -134,8 +134,8 @@ async fn run_session(
     failures: &mut u32,
 ) -> SessionEnd {
     let roles_at_start = membership_rx.borrow().effective_roles;
-    let nats_user_key = (membership_rx.borrow().pubsub.backend == "nats")
-        .then(|| shared.nats_user_key.clone());
+    let nats_user_key =
+        (membership_rx.borrow().pubsub.backend == "nats").then(|| shared.nats_user_key.clone());
 
     let credential = match fetch_credential(context, shared, nats_user_key.as_ref()).await {
         Ok(credential) => credential,

@@ -16,11 +16,11 @@ use kachery_protocol::node_api::PubsubCredential;
 use kachery_protocol::pubsub::{BrokerClientFrame, BrokerServerFrame, PubsubEnvelope};
 
 use super::driver::{Command, Driver, Socket};
-use crate::nats::driver::{NatsDriver, NatsDriverParts};
 use super::{
     ClientOptions, ConnectError, ConnectionClosed, Incoming, PublishError, PubsubClient, Ready,
     ReauthError,
 };
+use crate::nats::driver::{NatsDriver, NatsDriverParts};
 
 /// One authenticated connection to a channel's broker (embedded WebSocket or NATS).
 /// Dropping it flushes queued envelopes and closes the connection.

@@ -346,7 +346,10 @@ impl NatsDriver {
                 tracing::debug!(%error, "draining the previous NATS connection failed");
             }
         });
-        tracing::debug!(expires_at = grant.ready.expires_at, "NATS connection renewed");
+        tracing::debug!(
+            expires_at = grant.ready.expires_at,
+            "NATS connection renewed"
+        );
         Ok(grant.ready)
     }
 
@@ -402,7 +405,10 @@ impl NatsDriver {
     fn offer(&self, event: Incoming) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.incoming.try_send(event) {
             let n_dropped = self.dropped_incoming.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(n_dropped, "pub-sub reader is behind; dropped an incoming event");
+            tracing::warn!(
+                n_dropped,
+                "pub-sub reader is behind; dropped an incoming event"
+            );
         }
     }
 

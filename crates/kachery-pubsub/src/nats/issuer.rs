@@ -87,8 +87,8 @@ pub fn check_settings(servers: &[String], account: &str) -> Result<(), NatsIssue
     {
         return Err(NatsIssuerError::BadServerUrl(bad.clone()));
     }
-    let is_account = KeyPair::from_public_key(account)
-        .is_ok_and(|key| key.public_key().starts_with('A'));
+    let is_account =
+        KeyPair::from_public_key(account).is_ok_and(|key| key.public_key().starts_with('A'));
     if !is_account {
         return Err(NatsIssuerError::BadAccount(account.to_owned()));
     }
@@ -107,8 +107,8 @@ impl CredentialIssuer for NatsIssuer {
         let user_key = request
             .nats_user_key
             .ok_or(IssueError::MissingNatsUserKey)?;
-        let is_user_key = KeyPair::from_public_key(user_key)
-            .is_ok_and(|key| key.public_key().starts_with('U'));
+        let is_user_key =
+            KeyPair::from_public_key(user_key).is_ok_and(|key| key.public_key().starts_with('U'));
         if !is_user_key {
             return Err(IssueError::BadNatsUserKey);
         }
@@ -179,7 +179,10 @@ mod tests {
         };
 
         let issued = issuer.issue(&request).unwrap();
-        assert_eq!(issued.expires_at, 1_700_000_000_000 + PUBSUB_CREDENTIAL_TTL_MS);
+        assert_eq!(
+            issued.expires_at,
+            1_700_000_000_000 + PUBSUB_CREDENTIAL_TTL_MS
+        );
         let PubsubCredential::Nats { servers: got, jwt } = issued.credential else {
             panic!("expected a NATS credential");
         };
@@ -196,7 +199,10 @@ mod tests {
             claims["nats"]["sub"]["allow"],
             serde_json::json!(["kachery.lab.a.provideFiles"])
         );
-        assert_eq!(claims["exp"], 1_700_000_000 + PUBSUB_CREDENTIAL_TTL_MS / 1000);
+        assert_eq!(
+            claims["exp"],
+            1_700_000_000 + PUBSUB_CREDENTIAL_TTL_MS / 1000
+        );
     }
 
     #[test]

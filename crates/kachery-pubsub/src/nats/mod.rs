@@ -86,7 +86,10 @@ mod tests {
         let channel = ChannelName::parse("lab.shared").unwrap();
         let subject = subject(&channel, Band::RequestFiles);
         assert_eq!(subject, "kachery.lab.shared.requestFiles");
-        assert_eq!(band_of_subject(&channel, &subject), Some(Band::RequestFiles));
+        assert_eq!(
+            band_of_subject(&channel, &subject),
+            Some(Band::RequestFiles)
+        );
 
         // A channel whose name extends another's does not capture its subjects.
         let other = ChannelName::parse("lab").unwrap();

@@ -132,7 +132,9 @@ fn pubsub_settings(
             })
         }
         _ if !args.nats_servers.is_empty() || args.nats_account.is_some() => {
-            return Err(Failure::usage("--nats-server and --nats-account need --pubsub nats").into());
+            return Err(
+                Failure::usage("--nats-server and --nats-account need --pubsub nats").into(),
+            );
         }
         _ => None,
     };
