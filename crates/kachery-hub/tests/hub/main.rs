@@ -36,5 +36,6 @@ mod node_api;
 mod registration;
 mod replicas;
 mod roles;
+mod s3_channels;
 mod secrets;
 mod visibility;

@@ -1,11 +1,10 @@
 //! `kachery channel …`: create channels and manage grants as their owner.
 
 use anyhow::Context;
-use kachery_protocol::user_api::CreateChannelRequest;
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet};
 
 use crate::cli::ChannelCommand;
-use crate::commands::access;
+use crate::commands::{access, channel_bucket};
 use crate::exit::Failure;
 
 fn parse<T, E: std::fmt::Display>(result: Result<T, E>) -> anyhow::Result<T> {
@@ -14,15 +13,10 @@ fn parse<T, E: std::fmt::Display>(result: Result<T, E>) -> anyhow::Result<T> {
 
 pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
     match command {
-        ChannelCommand::Create { name, hub } => {
+        ChannelCommand::Create { name, bucket, hub } => {
             let name = parse(ChannelName::parse(&name))?;
             let client = access::hub_user_client(&hub)?;
-            let request = CreateChannelRequest {
-                name: name.clone(),
-                bucket: None,
-                pubsub: None,
-                secrets: Default::default(),
-            };
+            let request = channel_bucket::create_request(name.clone(), &bucket)?;
             client
                 .create_channel(&request)
                 .await
