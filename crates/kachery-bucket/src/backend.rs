@@ -114,6 +114,9 @@ pub enum BucketError {
     /// A setting of an S3 bucket is unusable; the message names it and what is allowed.
     #[error("invalid s3 bucket config: {0}")]
     InvalidS3Config(String),
+    /// A setting or the key file of a GCS bucket is unusable; the message says which.
+    #[error("invalid gcs bucket config: {0}")]
+    InvalidGcsConfig(String),
     /// Signing a URL failed (a bug or a bad clock rather than a bad request).
     #[error("failed to presign a bucket request")]
     Presign(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use kachery_bucket::{BucketBackend, BucketError, EmbeddedBucket, EmbeddedBucketOptions};
+use kachery_bucket::{BucketError, EmbeddedBucket, EmbeddedBucketOptions};
 use kachery_protocol::roles::Capability;
 use kachery_protocol::{ChannelName, Email, NodeId};
 use kachery_pubsub::error_code::{REVOKED_CHANNEL_DELETED, REVOKED_GOING_AWAY};
@@ -22,6 +22,7 @@ use kachery_pubsub::{
 };
 use url::Url;
 
+use crate::channel_buckets::ChannelBuckets;
 use crate::db::ChannelRecord;
 use crate::keys::SubKeys;
 
@@ -29,7 +30,8 @@ use crate::keys::SubKeys;
 pub const EMBEDDED: &str = "embedded";
 
 pub struct Backends {
-    bucket: Arc<EmbeddedBucket>,
+    /// The bucket of each channel: embedded, S3 or GCS.
+    pub buckets: ChannelBuckets,
     broker: Arc<EmbeddedBroker>,
     issuer: EmbeddedIssuer,
 }
@@ -59,7 +61,7 @@ impl Backends {
         let broker = EmbeddedBroker::new(token_key.clone(), BrokerLimits::default());
         let issuer = EmbeddedIssuer::new(token_key, websocket_url(public_url));
         Ok(Self {
-            bucket,
+            buckets: ChannelBuckets::new(bucket),
             broker,
             issuer,
         })
@@ -67,12 +69,8 @@ impl Backends {
 
     /// `/bucket/{*key}` and `/pubsub/ws`, to merge into the hub's router.
     pub fn router(&self) -> Router {
-        self.bucket.router().merge(self.broker.router())
-    }
-
-    /// The bucket serving `channel`, or `None` for a backend this hub does not run.
-    pub fn bucket_for(&self, channel: &ChannelRecord) -> Option<&dyn BucketBackend> {
-        (channel.bucket_backend == EMBEDDED).then_some(self.bucket.as_ref() as &dyn BucketBackend)
+        let bucket = self.buckets.embedded();
+        bucket.router().merge(self.broker.router())
     }
 
     /// A broker credential for `request`, or `None` for a backend this hub does not run.

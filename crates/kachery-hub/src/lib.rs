@@ -17,6 +17,7 @@ mod app;
 mod audit;
 mod auth;
 mod backends;
+mod channel_buckets;
 mod config;
 pub mod db;
 mod error;

@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use kachery_client::{ApiError, NodeApiClient};
 use kachery_exchange::network::{ChannelView, Network, NetworkError};
 use kachery_protocol::bucket_key::BucketKey;
-use kachery_protocol::node_api::{DownloadUrls, PresignedRequest, UploadItem};
+use kachery_protocol::node_api::{DownloadUrls, PresignedRequest, ReadMode, UploadItem};
 use kachery_protocol::pubsub::PubsubMessage;
 use kachery_protocol::{ChannelName, NodeId};
 
@@ -41,6 +41,37 @@ impl DaemonNetwork {
         self.hub.as_ref().ok_or_else(|| {
             NetworkError::Other("the node runs local-only: no hub_url or owner configured".into())
         })
+    }
+}
+
+impl DaemonNetwork {
+    /// The `readBase` of a public-read channel (SPEC §7.3), whose objects are read
+    /// without asking the hub; `None` for presigned channels.
+    fn public_read_base(&self, channel: &ChannelName) -> Option<String> {
+        self.state
+            .memberships()
+            .into_iter()
+            .find(|membership| &membership.channel == channel)
+            .filter(|membership| membership.bucket.read_mode == ReadMode::Public)
+            .and_then(|membership| membership.bucket.read_base)
+    }
+}
+
+/// Unsigned GET and HEAD of `key` under a public read base. They do not expire; the
+/// far-future expiry keeps callers from refreshing them.
+fn public_download_urls(read_base: &str, key: BucketKey) -> DownloadUrls {
+    let url = format!("{}/{key}", read_base.trim_end_matches('/'));
+    let request = |method: &str| PresignedRequest {
+        key: key.clone(),
+        method: method.to_owned(),
+        url: url.clone(),
+        headers: Default::default(),
+        expires_at: i64::MAX,
+    };
+    DownloadUrls {
+        get: request("GET"),
+        head: request("HEAD"),
+        key,
     }
 }
 
@@ -118,6 +149,13 @@ impl Network for DaemonNetwork {
         channel: &ChannelName,
         keys: Vec<BucketKey>,
     ) -> BoxFuture<'_, Result<Vec<DownloadUrls>, NetworkError>> {
+        if let Some(read_base) = self.public_read_base(channel) {
+            let downloads = keys
+                .into_iter()
+                .map(|key| public_download_urls(&read_base, key))
+                .collect();
+            return Box::pin(std::future::ready(Ok(downloads)));
+        }
         let channel = channel.clone();
         Box::pin(async move {
             let response = self.hub()?.download_urls(&channel, keys).await;

@@ -84,8 +84,12 @@ pub struct UpdateMembershipRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BucketSettings {
-    /// `embedded` for now; `s3` and `gcs` come with their backends.
+    /// `embedded` (default), `s3` or `gcs`.
     pub backend: String,
+    /// Non-secret settings of an `s3` or `gcs` bucket (endpoint, bucket, prefix, …);
+    /// checked by the hub at creation. Shown to the channel owner and admins only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
     #[serde(default)]
     pub read_mode: ReadMode,
 }

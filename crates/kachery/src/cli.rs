@@ -225,13 +225,15 @@ pub struct PubsubArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ChannelCommand {
-    /// Create a channel owned by you, on the hub's embedded bucket and broker (or your own
-    /// NATS server or Ably app for pub-sub)
+    /// Create a channel owned by you, on the hub's embedded bucket and broker, or your own
+    /// S3 or GCS bucket and NATS server or Ably app
     Create {
         /// Channel name: 3–40 characters, segments of letters, digits, '_' or '-' joined by '.'
         name: String,
         #[command(flatten)]
         pubsub: PubsubArgs,
+        #[command(flatten)]
+        bucket: ChannelBucketArgs,
         #[command(flatten)]
         hub: HubAccessArgs,
     },
@@ -348,4 +350,57 @@ pub struct DemoArgs {
     /// Work here instead of a fresh temporary directory
     #[arg(long)]
     pub dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub engines: DemoEngineArgs,
+}
+
+/// Scale-out engines for `kachery demo` instead of the embedded ones
+/// (`scripts/demo-engines.sh` starts them and passes these).
+#[derive(Debug, Args)]
+pub struct DemoEngineArgs {
+    /// Hub database, e.g. postgres://postgres@127.0.0.1:5432/test [default: SQLite in the work directory]
+    #[arg(long, value_name = "URL", env = "KACHERY_DEMO_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Put the channel on this S3-compatible endpoint (path style), e.g. http://127.0.0.1:9000
+    #[arg(long, value_name = "URL", env = "KACHERY_DEMO_S3_ENDPOINT")]
+    pub s3_endpoint: Option<url::Url>,
+
+    /// Bucket on the S3 endpoint
+    #[arg(long, value_name = "NAME", env = "KACHERY_DEMO_S3_BUCKET", requires = "s3_endpoint")]
+    pub s3_bucket: Option<String>,
+
+    /// Access key id on the S3 endpoint; the secret is read from KACHERY_DEMO_S3_SECRET
+    #[arg(long, value_name = "ID", env = "KACHERY_DEMO_S3_ACCESS_KEY_ID", requires = "s3_endpoint")]
+    pub s3_access_key_id: Option<String>,
+
+    /// Signing region of the S3 endpoint
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+}
+
+
+/// Where a new channel keeps its objects.
+#[derive(Debug, Args)]
+pub struct ChannelBucketArgs {
+    /// Bucket backend: embedded (the hub's own), s3 or gcs [default: embedded]
+    #[arg(long = "bucket", value_name = "BACKEND")]
+    pub backend: Option<String>,
+
+    /// JSON file with the bucket settings (s3: endpoint, region, bucket, prefix,
+    /// pathStyle, accessKeyId, publicBaseUrl; gcs: bucket, prefix, endpoint,
+    /// publicBaseUrl); see the README
+    #[arg(long, value_name = "FILE", requires = "backend")]
+    pub bucket_config: Option<PathBuf>,
+
+    /// File holding the bucket secret: the S3 secret access key, or the GCS
+    /// service-account key file. Read from a file so it never shows in `ps`
+    #[arg(long, value_name = "FILE", requires = "backend")]
+    pub bucket_secret_file: Option<PathBuf>,
+
+    /// How nodes read: presigned (short-lived URLs from the hub) or public (the
+    /// bucket's publicBaseUrl, readable by anyone knowing a hash) [default: presigned]
+    #[arg(long, value_name = "MODE")]
+    pub read_mode: Option<String>,
 }

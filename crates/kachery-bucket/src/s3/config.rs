@@ -64,6 +64,27 @@ impl S3BucketConfig {
     }
 }
 
+impl S3BucketConfig {
+    /// Checks every setting without a secret or any I/O; the error names the bad one.
+    pub fn validate(&self) -> Result<(), BucketError> {
+        ResolvedS3Config::resolve(self).map(|_| ())
+    }
+
+    /// The unsigned URL that keys are appended to (after a `/`) for public reads: the
+    /// public base URL plus the prefix, or `None` without a public base URL.
+    pub fn read_base(&self) -> Result<Option<String>, BucketError> {
+        let resolved = ResolvedS3Config::resolve(self)?;
+        Ok(resolved.public_base.map(|base| {
+            let prefix = resolved.key_prefix.trim_end_matches('/');
+            if prefix.is_empty() {
+                base
+            } else {
+                format!("{base}/{prefix}")
+            }
+        }))
+    }
+}
+
 /// The secret access key of an S3 bucket. It never appears in `Debug` output, has no
 /// `Display`, and its memory is wiped when dropped.
 #[derive(Clone)]

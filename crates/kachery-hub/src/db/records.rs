@@ -67,6 +67,8 @@ pub struct ChannelRecord {
     pub name: ChannelName,
     pub owner: Email,
     pub bucket_backend: String,
+    /// The hub-validated bucket settings as JSON (`{}` for the embedded bucket).
+    pub bucket_config: String,
     pub read_mode: ReadMode,
     pub pubsub_backend: String,
     /// Backend settings as hub-validated JSON (`{}` for embedded); never secrets.
@@ -80,6 +82,8 @@ pub struct NewChannel {
     pub name: ChannelName,
     pub owner: Email,
     pub bucket_backend: String,
+    /// Hub-validated bucket settings as JSON; never a client object verbatim.
+    pub bucket_config: String,
     pub read_mode: ReadMode,
     pub pubsub_backend: String,
     pub pubsub_config: String,

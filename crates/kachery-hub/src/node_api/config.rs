@@ -5,12 +5,14 @@ use axum::Json;
 use kachery_protocol::jcs::to_canonical_vec;
 use kachery_protocol::node_api::{
     BucketInfo, GetNodeConfigRequest, MembershipConfig, NodeConfig, NodeConfigResponse, PubsubInfo,
-    ReportRequest, ReportResponse,
+    ReadMode, ReportRequest, ReportResponse,
 };
 use sha2::{Digest, Sha256};
 
 use super::VerifiedRequest;
 use crate::app::AppState;
+use crate::channel_buckets::BucketConfig;
+use crate::db::ChannelRecord;
 use crate::error::{ApiError, ApiResult};
 
 /// Stores the report as the hub re-serializes it from the typed request, so no unknown
@@ -48,7 +50,7 @@ pub async fn node_config(
                 bucket: BucketInfo {
                     backend: membership.channel.bucket_backend.clone(),
                     read_mode: membership.channel.read_mode,
-                    read_base: None,
+                    read_base: public_read_base(&membership.channel),
                 },
                 pubsub: PubsubInfo {
                     backend: membership.channel.pubsub_backend.clone(),
@@ -67,4 +69,13 @@ pub async fn node_config(
         unchanged,
         config: (!unchanged).then_some(config),
     }))
+}
+
+/// Where nodes read a public-read channel's objects without asking the hub (SPEC §7.3).
+fn public_read_base(channel: &ChannelRecord) -> Option<String> {
+    if channel.read_mode != ReadMode::Public {
+        return None;
+    }
+    let config = BucketConfig::from_stored(&channel.bucket_backend, &channel.bucket_config);
+    config.ok()?.read_base()
 }

@@ -4,19 +4,21 @@
 //! Keys are only ever built by `BucketKey` constructors from validated fields, or parsed
 //! and checked to belong to the request's channel.
 
+use std::sync::Arc;
+
 use axum::Json;
 use kachery_bucket::{BucketBackend, BucketError, ReadMethod};
 use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::bucket_key::{BucketKey, ObjectKind};
 use kachery_protocol::limits::{MAX_BLOB_UPLOAD_BYTES, MAX_ITEMS_PER_CALL, PRESIGNED_URL_TTL_MS};
 use kachery_protocol::node_api::{
-    CreateDownloadUrlsRequest, CreateUploadUrlsRequest, DownloadUrls, DownloadUrlsResponse,
+    CreateDownloadUrlsRequest, ReadMode, CreateUploadUrlsRequest, DownloadUrls, DownloadUrlsResponse,
     ReportCorruptObjectRequest, ReportCorruptObjectResponse, UploadItem, UploadUrlsResponse,
 };
 use kachery_protocol::{ChannelName, Role, Sha1Hash};
 
 use super::VerifiedRequest;
-use super::credentials::{effective_membership, unsupported_backend};
+use super::credentials::effective_membership;
 use crate::app::AppState;
 use crate::db::ChannelRecord;
 use crate::error::{ApiError, ApiResult};
@@ -74,7 +76,7 @@ pub async fn upload_urls(
         }));
     };
 
-    let bucket = bucket_of(state, &membership.channel)?;
+    let bucket = bucket_of(state, &membership.channel).await?;
     let expires_at = request.now + PRESIGNED_URL_TTL_MS;
     let mut uploads = Vec::with_capacity(planned.len());
     for (key, size) in &planned {
@@ -158,8 +160,14 @@ pub async fn download_urls(
     for key in &create.keys {
         check_key_channel(key, &create.channel)?;
     }
+    if membership.channel.read_mode == ReadMode::Public {
+        return Err(ApiError::validation(format!(
+            "channel {} is public-read: read objects at the readBase of getNodeConfig",
+            create.channel
+        )));
+    }
 
-    let bucket = bucket_of(state, &membership.channel)?;
+    let bucket = bucket_of(state, &membership.channel).await?;
     let expires_at = request.now + PRESIGNED_URL_TTL_MS;
     let mut downloads = Vec::with_capacity(create.keys.len());
     for key in &create.keys {
@@ -191,7 +199,7 @@ pub async fn report_corrupt(
         return Ok(Json(ReportCorruptObjectResponse { deleted: false }));
     };
 
-    let bucket = bucket_of(state, &membership.channel)?;
+    let bucket = bucket_of(state, &membership.channel).await?;
     let bytes = match bucket.get(&report.key, MAX_BLOB_UPLOAD_BYTES).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Ok(Json(ReportCorruptObjectResponse { deleted: false })),
@@ -257,11 +265,14 @@ fn check_key_channel(key: &BucketKey, channel: &ChannelName) -> ApiResult<Object
     Ok(kind)
 }
 
-fn bucket_of<'a>(state: &'a AppState, channel: &ChannelRecord) -> ApiResult<&'a dyn BucketBackend> {
+/// The channel's bucket; a failure is the hub's or the channel owner's, never the node's.
+async fn bucket_of(state: &AppState, channel: &ChannelRecord) -> ApiResult<Arc<dyn BucketBackend>> {
     state
         .backends
-        .bucket_for(channel)
-        .ok_or_else(|| unsupported_backend(&channel.bucket_backend))
+        .buckets
+        .bucket_for(state.db.as_ref(), state.vault.cipher(), channel)
+        .await
+        .map_err(|error| ApiError::internal("the channel's bucket is not usable", &error))
 }
 
 fn presign_failed(error: BucketError) -> ApiError {

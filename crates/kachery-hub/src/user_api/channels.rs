@@ -11,18 +11,22 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::node_api::ReadMode;
-use kachery_protocol::user_api::{ChannelView, CreateChannelRequest, ListResponse};
+use kachery_protocol::user_api::{
+    BucketSettings, ChannelView, CreateChannelRequest, ListResponse, SecretKind,
+};
 
 use super::{channel_view, find_channel, full_channel_view, is_owner_or_admin};
 use crate::app::AppState;
 use crate::auth::AuthedUser;
 use crate::backends::EMBEDDED;
+use crate::channel_buckets::BucketConfig;
 use crate::db::NewChannel;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::SecretJson;
 use crate::pubsub_backends::check_pubsub_settings;
 use crate::time::now_ms;
 use crate::user_api::secrets::checked_secret;
+use crate::vault::SecretString;
 
 /// `GET /api/v1/channels[?member=true]`: owned channels, plus joined ones on request.
 pub async fn list(
@@ -64,23 +68,10 @@ pub async fn create(
         .collect::<ApiResult<Vec<_>>>()?;
 
     let bucket = request.bucket.unwrap_or_default();
-    let bucket_backend = if bucket.backend.is_empty() {
-        EMBEDDED.to_owned()
-    } else {
-        bucket.backend
-    };
+    let bucket_config = checked_bucket(&bucket, &secrets)?;
+    let bucket_backend = bucket_config.backend_name().to_owned();
     let pubsub = check_pubsub_settings(request.pubsub, &secrets)?;
     let pubsub_backend = pubsub.backend;
-    if bucket_backend != EMBEDDED {
-        return Err(unsupported("bucket", &bucket_backend));
-    }
-    // FIXME: public read mode needs the embedded bucket to serve unsigned reads per
-    // channel; refused until it can (matters for channels shared with the original kachery).
-    if bucket.read_mode == ReadMode::Public {
-        return Err(ApiError::validation(
-            "bucket.readMode \"public\" is not supported by the embedded bucket yet; use \"presigned\"",
-        ));
-    }
 
     let now = now_ms();
     let audit = user
@@ -92,6 +83,7 @@ pub async fn create(
         name: request.name,
         owner: user.email.clone(),
         bucket_backend,
+        bucket_config: bucket_config.stored_json(),
         read_mode: bucket.read_mode,
         pubsub_backend,
         pubsub_config: pubsub.config,
@@ -163,4 +155,53 @@ fn unsupported(kind: &str, backend: &str) -> ApiError {
     ApiError::validation(format!(
         "{kind} backend {backend:?} is not available on this hub; use \"embedded\""
     ))
+}
+
+/// Checks `bucket` of a create request against the secrets given with it: the settings,
+/// the one secret the backend signs with (no other bucket secret), and a public base URL
+/// for public reads. Building the backend with the real secret proves they fit together
+/// without any network I/O.
+fn checked_bucket(
+    bucket: &BucketSettings,
+    secrets: &[(SecretKind, SecretString)],
+) -> ApiResult<BucketConfig> {
+    let config = BucketConfig::parse(&bucket.backend, bucket.config.as_ref())
+        .map_err(|error| ApiError::validation(error.to_string()))?;
+    let needed = config.secret_kind();
+    for (kind, _) in secrets {
+        let is_bucket_kind =
+            matches!(kind, SecretKind::S3SecretAccessKey | SecretKind::GcsServiceAccount);
+        if is_bucket_kind && Some(*kind) != needed {
+            return Err(ApiError::validation(format!(
+                "secret {kind} does not belong to a {} bucket",
+                config.backend_name()
+            )));
+        }
+    }
+    if let Some(kind) = needed {
+        let secret = secrets
+            .iter()
+            .find(|(given, _)| *given == kind)
+            .map(|(_, value)| value)
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "{} buckets need secrets.{kind}",
+                    config.backend_name()
+                ))
+            })?;
+        config
+            .build(Some(secret))
+            .map_err(|error| ApiError::validation(error.to_string()))?;
+    }
+
+    // FIXME: the embedded bucket cannot serve unsigned reads per channel yet; matters for
+    // channels shared with the original kachery, which read publicly.
+    if bucket.read_mode == ReadMode::Public && config.read_base().is_none() {
+        return Err(ApiError::validation(format!(
+            "bucket.readMode \"public\" needs bucket.config.publicBaseUrl; the {} bucket \
+             has none",
+            config.backend_name()
+        )));
+    }
+    Ok(config)
 }

@@ -141,6 +141,7 @@ pub fn channel_view(channel: &ChannelRecord, show_backends: bool) -> ChannelView
         deleted: channel.deleted,
         bucket: show_backends.then(|| BucketSettings {
             backend: channel.bucket_backend.clone(),
+            config: None,
             read_mode: channel.read_mode,
         }),
         pubsub: show_backends.then(|| crate::pubsub_backends::settings_view(channel)),
@@ -155,9 +156,18 @@ pub async fn full_channel_view(
     channel: &ChannelRecord,
 ) -> ApiResult<ChannelView> {
     let secrets = state.db.secrets_of(channel.id).await?;
+    let mut view = channel_view(channel, true);
+    if let Some(bucket) = &mut view.bucket {
+        bucket.config = crate::channel_buckets::BucketConfig::from_stored(
+            &channel.bucket_backend,
+            &channel.bucket_config,
+        )
+        .ok()
+        .and_then(|config| config.view());
+    }
     Ok(ChannelView {
         secrets: Some(secrets.iter().map(secret_view).collect()),
-        ..channel_view(channel, true)
+        ..view
     })
 }
 

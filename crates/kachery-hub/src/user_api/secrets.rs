@@ -26,8 +26,8 @@ use crate::vault::SecretString;
 /// admins moderate channels but never handle their credentials.
 // FIXME: the `test` flag of SPEC §10.2 (run the matching half of the channel test before
 // storing) waits for the channel test; until then a wrong value is caught only at use.
-// FIXME: any kind is accepted on any channel, even one whose backends do not use it;
-// matters once S3, GCS, NATS and Ably channels exist and should refuse mismatches.
+// FIXME: pub-sub kinds are accepted on any channel, even one whose broker does not use
+// them; bucket kinds are checked against the channel's bucket.
 pub async fn put(
     State(state): State<Arc<AppState>>,
     user: AuthedUser,
@@ -44,6 +44,7 @@ pub async fn put(
     }
     refuse_deleted(&channel)?;
     let value = checked_secret(kind, request.value)?;
+    crate::channel_buckets::check_new_secret(&channel, kind, &value)?;
 
     let now = now_ms();
     let sealed = state
@@ -64,6 +65,7 @@ pub async fn put(
         .actor()
         .audit("secret.set", now, user.request_id.clone());
     let record = state.db.put_secret(secret, audit).await?;
+    state.backends.buckets.forget(channel.id);
     tracing::info!(
         channel = %channel.name,
         %kind,

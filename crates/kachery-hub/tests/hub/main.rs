@@ -37,5 +37,6 @@ mod pubsub_backends;
 mod registration;
 mod replicas;
 mod roles;
+mod s3_channels;
 mod secrets;
 mod visibility;

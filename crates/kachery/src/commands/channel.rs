@@ -9,7 +9,7 @@ use kachery_protocol::user_api::{
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet};
 
 use crate::cli::ChannelCommand;
-use crate::commands::access;
+use crate::commands::{access, channel_bucket};
 use crate::exit::Failure;
 
 fn parse<T, E: std::fmt::Display>(result: Result<T, E>) -> anyhow::Result<T> {
@@ -18,16 +18,18 @@ fn parse<T, E: std::fmt::Display>(result: Result<T, E>) -> anyhow::Result<T> {
 
 pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
     match command {
-        ChannelCommand::Create { name, pubsub, hub } => {
+        ChannelCommand::Create {
+            name,
+            bucket,
+            pubsub,
+            hub,
+        } => {
             let name = parse(ChannelName::parse(&name))?;
             let client = access::hub_user_client(&hub)?;
-            let (pubsub, secrets) = pubsub_settings(pubsub)?;
-            let request = CreateChannelRequest {
-                name: name.clone(),
-                bucket: None,
-                pubsub,
-                secrets,
-            };
+            let mut request = channel_bucket::create_request(name.clone(), &bucket)?;
+            let (pubsub, pubsub_secrets) = pubsub_settings(pubsub)?;
+            request.pubsub = pubsub;
+            request.secrets.extend(pubsub_secrets);
             client
                 .create_channel(&request)
                 .await

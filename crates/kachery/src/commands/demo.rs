@@ -9,11 +9,11 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use kachery_client::local_api::types::LoadEvent;
 use kachery_client::{HubUserClient, LocalClient};
-use kachery_protocol::user_api::CreateChannelRequest;
 use kachery_protocol::{ChannelName, Email, FileUri, RoleSet, Sha1Hash};
 use serde_json::json;
 
 use crate::cli::DemoArgs;
+use crate::commands::demo_engines::DemoEngines;
 use crate::commands::demo_nodes::start_node;
 use crate::exit::Failure;
 
@@ -61,6 +61,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         std::fs::File::open(path)
             .map_err(|err| crate::commands::files::read_failure(path, &err))?;
     }
+    let engines = DemoEngines::from_args(&args.engines)?;
     let (work_dir, _temp_guard) = work_dir(&args)?;
     let mut log = StepLog::new(args.json);
 
@@ -71,6 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .parse()
             .expect("a literal socket address parses"),
         data_dir: work_dir.join("hub"),
+        database_url: args.engines.database_url.clone(),
         dev_login: true,
         admins: vec![alice()],
         ..kachery_hub::HubConfig::default()
@@ -81,7 +83,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let hub_url = hub.public_url().clone();
     log.done(
         step,
-        format!("hub listening at {hub_url} (SQLite, embedded broker and bucket, dev login)"),
+        format!("hub listening at {hub_url} ({}, dev login)", engines.describe()),
     );
 
     let step = Instant::now();
@@ -110,15 +112,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let channel = ChannelName::parse(&format!("demo.{}", random_suffix()))
         .expect("demo channel names are valid");
     alice_hub
-        .create_channel(&CreateChannelRequest {
-            name: channel.clone(),
-            bucket: None,
-            pubsub: None,
-            secrets: Default::default(),
-        })
+        .create_channel(&engines.channel_request(channel.clone()))
         .await
         .context("failed to create the demo channel")?;
-    log.done(step, format!("alice created channel {channel}"));
+    log.done(
+        step,
+        format!("alice created channel {channel} on the {} bucket", engines.bucket_name()),
+    );
 
     // 4. Registration with proof of possession: each owner submits their node's signed envelope.
     let step = Instant::now();
@@ -222,6 +222,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "ok": true,
         "hub": hub_url.as_str(),
         "channel": channel,
+        "engines": engines.summary(),
         "uri": stored.uri,
         "size": size,
         "chunks": chunks,

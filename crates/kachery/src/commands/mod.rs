@@ -2,7 +2,9 @@
 //! library crates and prints results; none holds protocol logic.
 
 pub mod channel;
+mod channel_bucket;
 pub mod demo;
+mod demo_engines;
 mod demo_nodes;
 pub mod files;
 pub mod hub;

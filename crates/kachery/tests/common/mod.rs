@@ -299,7 +299,12 @@ pub const ALICE: &str = "alice@example.org";
 pub const BOB: &str = "bob@example.org";
 
 pub fn network() -> Network {
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    network_with(tempfile::tempdir().expect("a temporary directory"), &[])
+}
+
+/// Like [`network`], in `dir`, with `create_args` added to `kachery channel create` (e.g.
+/// `--bucket s3 …`).
+pub fn network_with(dir: tempfile::TempDir, create_args: &[&str]) -> Network {
     let hub = start_hub(dir.path());
     let a = start_node(&dir.path().join("a"), &hub.url, ALICE, "node-a");
     let b = start_node(&dir.path().join("b"), &hub.url, BOB, "node-b");
@@ -309,7 +314,9 @@ pub fn network() -> Network {
     login(&b, &hub.url);
     a.run(&["node", "register", "--api"]).ok();
     b.run(&["node", "register", "--api"]).ok();
-    a.run(&["channel", "create", &channel]).ok();
+    let mut create = vec!["channel", "create", channel.as_str()];
+    create.extend_from_slice(create_args);
+    a.run(&create).ok();
     a.run(&[
         "node",
         "join",

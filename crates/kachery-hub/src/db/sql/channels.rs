@@ -64,13 +64,14 @@ where
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "INSERT INTO channels \
-             (name, owner_email, bucket_backend, read_mode, pubsub_backend, pubsub_config, \
-              created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             (name, owner_email, bucket_backend, bucket_config, read_mode, pubsub_backend, \
+              pubsub_config, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(channel.name.as_str())
         .bind(channel.owner.as_str())
         .bind(&channel.bucket_backend)
+        .bind(&channel.bucket_config)
         .bind(read_mode_name(channel.read_mode))
         .bind(&channel.pubsub_backend)
         .bind(&channel.pubsub_config)
@@ -114,6 +115,7 @@ where
             name: channel.name,
             owner: channel.owner,
             bucket_backend: channel.bucket_backend,
+            bucket_config: channel.bucket_config,
             read_mode: channel.read_mode,
             pubsub_backend: channel.pubsub_backend,
             pubsub_config: channel.pubsub_config,

@@ -12,8 +12,9 @@ use crate::db::{ChannelRecord, DbError, NodeRecord};
 
 /// The channel columns every channel query selects, in this order, aliased `c`.
 pub const CHANNEL_COLUMNS: &str = "c.id AS channel_id, c.name AS channel_name, \
-     c.owner_email AS channel_owner, c.bucket_backend, c.read_mode, c.pubsub_backend, \
-     c.pubsub_config, c.created_at AS channel_created_at, c.deleted_at AS channel_deleted_at";
+     c.owner_email AS channel_owner, c.bucket_backend, c.bucket_config, c.read_mode, \
+     c.pubsub_backend, c.pubsub_config, \
+     c.created_at AS channel_created_at, c.deleted_at AS channel_deleted_at";
 
 /// The node columns every node query selects, aliased `n`.
 pub const NODE_COLUMNS: &str = "n.id AS node_row_id, n.node_id, n.owner_email, n.label, \
@@ -80,6 +81,7 @@ where
             name: Self::parsed::<ChannelName>(row, "channel_name")?,
             owner: Self::parsed::<Email>(row, "channel_owner")?,
             bucket_backend: Self::column(row, "bucket_backend")?,
+            bucket_config: Self::column(row, "bucket_config")?,
             read_mode: Self::read_mode(row)?,
             pubsub_backend: Self::column(row, "pubsub_backend")?,
             pubsub_config: Self::column(row, "pubsub_config")?,

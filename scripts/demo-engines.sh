@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs `kachery demo` on scale-out engines instead of the embedded ones: the hub database on
+# PostgreSQL and the channel bucket on a signature-checking S3 server (s3s-fs, the dev-only
+# example `s3_test_server` of kachery-bucket, started here on a free loopback port).
+# The pub-sub broker stays embedded until the NATS backend lands.
+#
+#   scripts/demo-engines.sh [extra kachery demo flags, e.g. --json --size 20000000]
+#
+# Environment:
+#   KACHERY_DEMO_DATABASE_URL  PostgreSQL URL [default: postgres://postgres@127.0.0.1:5432/test]
+#   KACHERY_DEMO_S3_ENDPOINT   use this S3-compatible endpoint (with KACHERY_DEMO_S3_BUCKET,
+#                              KACHERY_DEMO_S3_ACCESS_KEY_ID, KACHERY_DEMO_S3_SECRET) instead
+#                              of starting the local test server
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export KACHERY_DEMO_DATABASE_URL="${KACHERY_DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+work="$(mktemp -d -t kachery-demo-engines-XXXXXX)"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -z "${KACHERY_DEMO_S3_ENDPOINT:-}" ]; then
+    export KACHERY_DEMO_S3_BUCKET=kachery-demo
+    export KACHERY_DEMO_S3_ACCESS_KEY_ID=kachery-demo-access
+    KACHERY_DEMO_S3_SECRET="demo-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    export KACHERY_DEMO_S3_SECRET
+    cargo build --quiet -p kachery-bucket --features s3-test-server --example s3_test_server
+    KACHERY_S3_TEST_SECRET="$KACHERY_DEMO_S3_SECRET" \
+        target/debug/examples/s3_test_server "$work/s3" 0 "$KACHERY_DEMO_S3_BUCKET" \
+        "$KACHERY_DEMO_S3_ACCESS_KEY_ID" >"$work/s3.out" 2>"$work/s3.err" &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        if grep -q '^endpoint ' "$work/s3.out" 2>/dev/null; then break; fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/s3.err" >&2; exit 1; fi
+        sleep 0.1
+    done
+    KACHERY_DEMO_S3_ENDPOINT="$(sed -n 's/^endpoint //p' "$work/s3.out")"
+    export KACHERY_DEMO_S3_ENDPOINT
+    echo "s3 test server at $KACHERY_DEMO_S3_ENDPOINT (bucket $KACHERY_DEMO_S3_BUCKET)" >&2
+fi
+
+cargo build --quiet -p kachery
+target/debug/kachery demo "$@"
