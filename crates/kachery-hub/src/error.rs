@@ -145,6 +145,10 @@ impl From<DbError> for ApiError {
                 ApiError::new(ErrorCode::Conflict, "this request was already used")
             }
             DbError::NotFound => ApiError::not_found("nothing to change: the record is gone"),
+            DbError::InvalidPasscode => ApiError::new(
+                ErrorCode::InvalidPasscode,
+                "this passcode cannot be used here; ask the channel owner for a current one",
+            ),
             other => ApiError::internal("database operation failed", &other),
         }
     }

@@ -14,6 +14,7 @@
 pub mod api_error;
 pub mod bucket_key;
 pub mod envelope;
+pub mod hub_views;
 pub mod ids;
 pub mod jcs;
 pub mod limits;

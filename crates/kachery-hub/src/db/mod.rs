@@ -12,6 +12,7 @@
 //! append-only migrations directory for the same logical schema (SPEC §8.1), and
 //! [`open`] picks one from the URL scheme.
 
+mod passcode_records;
 mod postgres;
 mod records;
 mod sql;
@@ -26,6 +27,9 @@ use crate::vault::{Sealed, VaultError};
 use kachery_protocol::user_api::SecretKind;
 use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
 
+pub use passcode_records::{
+    AffectedNode, AuditRecord, LinkedPasscode, NewPasscode, PasscodeRecord, UserSummary,
+};
 pub use postgres::PostgresDb;
 pub use records::{
     AuditEntry, ChannelRecord, GrantRecord, MemberRecord, MembershipRecord, NewApiToken,
@@ -94,6 +98,10 @@ pub enum DbError {
     Conflict(ConflictKind),
     #[error("the row to change does not exist")]
     NotFound,
+    /// A passcode that does not exist, belongs to another channel, or is revoked,
+    /// expired or used up; deliberately one case (SPEC §5.3).
+    #[error("the passcode cannot be used")]
+    InvalidPasscode,
     #[error("stored value in {column} is invalid")]
     CorruptRow {
         column: &'static str,
@@ -203,11 +211,13 @@ pub trait HubDb: Send + Sync + 'static {
 
     // Memberships, grants and effective roles.
 
+    /// Inserts the membership and links `passcode_hashes` to it, in one transaction.
     fn join_channel<'a>(
         &'a self,
         node: &'a NodeRecord,
         channel: &'a ChannelRecord,
         requested: RoleSet,
+        passcode_hashes: &'a [String],
         now: i64,
         audit: AuditEntry,
     ) -> DbFuture<'a, ()>;
@@ -281,4 +291,86 @@ pub trait HubDb: Send + Sync + 'static {
         key: &'a str,
         since: i64,
     ) -> DbFuture<'a, Vec<String>>;
+
+    // Passcodes (SPEC §5.3).
+
+    /// Stores a minted passcode (by hash) for a live channel and audits it.
+    fn create_passcode(
+        &self,
+        passcode: NewPasscode,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, PasscodeRecord>;
+    /// Every passcode of a channel, newest first, revoked ones included.
+    fn passcodes_of(&self, channel_id: i64) -> DbFuture<'_, Vec<PasscodeRecord>>;
+    /// Revokes a passcode of the channel; returns the node records that had it entered.
+    /// `DbError::NotFound` if there is no such unrevoked passcode.
+    fn revoke_passcode(
+        &self,
+        channel_id: i64,
+        passcode_id: i64,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, Vec<AffectedNode>>;
+    /// Links the passcode with hash `hash` to the node's membership of `channel` and
+    /// counts the use. `DbError::NotFound` without a membership,
+    /// `DbError::InvalidPasscode` when the passcode cannot be used.
+    fn enter_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        hash: &'a str,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, LinkedPasscode>;
+    /// Removes a passcode from the node's membership of `channel`.
+    fn unlink_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        passcode_id: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+    /// The passcodes linked to any membership of the node, with validity at `now`.
+    fn linked_passcodes<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        now: i64,
+    ) -> DbFuture<'a, Vec<LinkedPasscode>>;
+
+    // Stats, audit views and admin lists.
+
+    /// Adds each delta to its counter of (scope kind, scope), creating counters on first use.
+    fn bump_counters<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+        counters: &'a [(&'a str, i64)],
+    ) -> DbFuture<'a, ()>;
+    fn counters_of<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+    ) -> DbFuture<'a, Vec<(String, i64)>>;
+    /// Up to `limit` audit entries of a channel older than entry `before_id`, newest first.
+    fn audit_of(
+        &self,
+        channel_id: i64,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> DbFuture<'_, Vec<AuditRecord>>;
+    /// Every channel by name; soft-deleted ones only when asked.
+    fn all_channels(&self, include_deleted: bool) -> DbFuture<'_, Vec<ChannelRecord>>;
+    /// Every user with counts of live nodes and channels.
+    fn users(&self) -> DbFuture<'_, Vec<UserSummary>>;
+
+    /// Undoes a soft delete (owner's choice, SPEC §5.5); `DbError::NotFound` unless the
+    /// channel is deleted.
+    fn restore_channel(&self, channel_id: i64, audit: AuditEntry) -> DbFuture<'_, ()>;
+    /// Whether (signer, nonce) is remembered and not yet expired at `now`.
+    fn nonce_seen<'a>(
+        &'a self,
+        signer: &'a NodeId,
+        nonce: &'a Nonce,
+        now: i64,
+    ) -> DbFuture<'a, bool>;
 }

@@ -8,6 +8,7 @@ pub mod files;
 pub mod hub;
 pub mod login;
 pub mod node;
+mod passcode;
 
 mod access;
 mod credentials;

@@ -25,6 +25,8 @@
 mod accounts;
 mod channels;
 mod nodes;
+mod passcodes;
+mod reports;
 mod rows;
 mod secrets;
 
@@ -38,9 +40,10 @@ use sqlx::{
 };
 
 use crate::db::{
-    AuditEntry, ChannelRecord, ConflictKind, DbError, DbFuture, GrantRecord, HubDb, MemberRecord,
-    MembershipRecord, NewApiToken, NewChannel, NewGrant, NewNode, NewSecret, NodeRecord,
-    ResealCounts, ResealSecret, SealSecrets, SealedSecret, SecretRecord, TokenRecord,
+    AffectedNode, AuditEntry, AuditRecord, ChannelRecord, ConflictKind, DbError, DbFuture,
+    GrantRecord, HubDb, LinkedPasscode, MemberRecord, MembershipRecord, NewApiToken, NewChannel,
+    NewGrant, NewNode, NewPasscode, NewSecret, NodeRecord, PasscodeRecord, ResealCounts,
+    ResealSecret, SealSecrets, SealedSecret, SecretRecord, TokenRecord, UserSummary,
 };
 
 /// What differs between the drivers once the SQL is the same.
@@ -241,10 +244,11 @@ where
         node: &'a NodeRecord,
         channel: &'a ChannelRecord,
         requested: RoleSet,
+        passcode_hashes: &'a [String],
         now: i64,
         audit: AuditEntry,
     ) -> DbFuture<'a, ()> {
-        Box::pin(self.join_channel_impl(node, channel, requested, now, audit))
+        Box::pin(self.join_channel_impl(node, channel, requested, passcode_hashes, now, audit))
     }
 
     fn update_membership<'a>(
@@ -337,5 +341,103 @@ where
         since: i64,
     ) -> DbFuture<'a, Vec<String>> {
         Box::pin(self.uploaders_of_impl(channel_id, key, since))
+    }
+
+    fn create_passcode(
+        &self,
+        passcode: NewPasscode,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, PasscodeRecord> {
+        Box::pin(self.create_passcode_impl(passcode, audit))
+    }
+
+    fn passcodes_of(&self, channel_id: i64) -> DbFuture<'_, Vec<PasscodeRecord>> {
+        Box::pin(self.passcodes_of_impl(channel_id))
+    }
+
+    fn revoke_passcode(
+        &self,
+        channel_id: i64,
+        passcode_id: i64,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, Vec<AffectedNode>> {
+        Box::pin(self.revoke_passcode_impl(channel_id, passcode_id, now, audit))
+    }
+
+    fn enter_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        hash: &'a str,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, LinkedPasscode> {
+        Box::pin(self.enter_passcode_impl(node, channel, hash, now, audit))
+    }
+
+    fn unlink_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        passcode_id: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.unlink_passcode_impl(node, channel, passcode_id, audit))
+    }
+
+    fn linked_passcodes<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        now: i64,
+    ) -> DbFuture<'a, Vec<LinkedPasscode>> {
+        Box::pin(self.linked_passcodes_impl(node, now))
+    }
+
+    fn bump_counters<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+        counters: &'a [(&'a str, i64)],
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.bump_counters_impl(scope_kind, scope, counters))
+    }
+
+    fn counters_of<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+    ) -> DbFuture<'a, Vec<(String, i64)>> {
+        Box::pin(self.counters_of_impl(scope_kind, scope))
+    }
+
+    fn audit_of(
+        &self,
+        channel_id: i64,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> DbFuture<'_, Vec<AuditRecord>> {
+        Box::pin(self.audit_of_impl(channel_id, before_id, limit))
+    }
+
+    fn all_channels(&self, include_deleted: bool) -> DbFuture<'_, Vec<ChannelRecord>> {
+        Box::pin(self.all_channels_impl(include_deleted))
+    }
+
+    fn users(&self) -> DbFuture<'_, Vec<UserSummary>> {
+        Box::pin(self.users_impl())
+    }
+
+    fn restore_channel(&self, channel_id: i64, audit: AuditEntry) -> DbFuture<'_, ()> {
+        Box::pin(self.restore_channel_impl(channel_id, audit))
+    }
+
+    fn nonce_seen<'a>(
+        &'a self,
+        signer: &'a NodeId,
+        nonce: &'a Nonce,
+        now: i64,
+    ) -> DbFuture<'a, bool> {
+        Box::pin(self.nonce_seen_impl(signer, nonce, now))
     }
 }
