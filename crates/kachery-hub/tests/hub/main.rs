@@ -37,4 +37,5 @@ mod registration;
 mod replicas;
 mod roles;
 mod secrets;
+mod sessions;
 mod visibility;
