@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::passcode::PasscodeHasher;
 use crate::rate_limit::RateLimiter;
 use crate::vault::Vault;
-use crate::{auth, node_api, pages, trace, user_api};
+use crate::{auth, node_api, pages, trace, user_api, web_auth};
 
 /// Node-API requests per second per node id, sustained and burst (SPEC §21).
 const NODE_API_PER_SECOND: u32 = 20;
@@ -160,9 +160,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     let hub_routes = user_api
         .merge(node_api)
         .merge(pages)
+        .merge(web_auth::routes())
         .with_state(state.clone());
     let app = hub_routes
         .merge(state.backends.router())
         .fallback(|| async { ApiError::not_found("no such endpoint on this hub") });
+    let app = web_auth::with_security_headers(app, &state.origin);
     trace::layer(app)
 }

@@ -66,9 +66,10 @@ impl ApiError {
 /// The HTTP status for each code: the one place this mapping lives.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::BadRequest | ErrorCode::InvalidJson | ErrorCode::UnknownRequestType => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::BadRequest
+        | ErrorCode::InvalidJson
+        | ErrorCode::UnknownRequestType
+        | ErrorCode::AuthorizationPending => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthenticated
         | ErrorCode::InvalidSignature
         | ErrorCode::StaleRequest

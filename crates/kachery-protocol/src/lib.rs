@@ -13,6 +13,7 @@
 
 pub mod api_error;
 pub mod bucket_key;
+pub mod cli_login;
 pub mod envelope;
 pub mod hub_views;
 pub mod ids;

@@ -32,9 +32,9 @@ pub use passcode_records::{
 };
 pub use postgres::PostgresDb;
 pub use records::{
-    AuditEntry, ChannelRecord, GrantRecord, MemberRecord, MembershipRecord, NewApiToken,
-    NewChannel, NewGrant, NewNode, NewSecret, NodeRecord, ResealCounts, SealedSecret, SecretRecord,
-    TokenRecord,
+    AuditEntry, AuthFlow, ChannelRecord, FlowKind, GrantRecord, MemberRecord, MembershipRecord,
+    NewApiToken, NewChannel, NewGrant, NewNode, NewSecret, NewSession, NodeRecord, ResealCounts,
+    SealedSecret, SecretRecord, SessionRecord, TokenRecord, TokenSummary,
 };
 pub use sql::SqlDb;
 pub use sqlite::SqliteDb;
@@ -134,6 +134,66 @@ pub trait HubDb: Send + Sync + 'static {
     /// Looks a token up by hash and stamps `last_used_at` (at most once a minute).
     fn api_token<'a>(&'a self, token_hash: &'a str, now: i64) -> DbFuture<'a, Option<TokenRecord>>;
 
+    /// The user's API tokens, newest first (revoked and expired ones included).
+    fn api_tokens_of<'a>(&'a self, email: &'a Email) -> DbFuture<'a, Vec<TokenSummary>>;
+    /// Revokes one of the user's tokens; `DbError::NotFound` if it is not theirs or
+    /// already revoked.
+    fn revoke_api_token<'a>(
+        &'a self,
+        token_id: i64,
+        email: &'a Email,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+
+    // Sign-in: sessions, pending flows, OIDC identities (SPEC §9).
+
+    fn insert_session(&self, session: NewSession) -> DbFuture<'_, ()>;
+    /// The session with this id hash, expired or not (the caller decides).
+    fn session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, Option<SessionRecord>>;
+    /// Stamps `last_seen_at` and moves the idle expiry.
+    fn touch_session<'a>(&'a self, id_hash: &'a str, now: i64, expires_at: i64)
+    -> DbFuture<'a, ()>;
+    /// Deletes the session; false if there was none.
+    fn delete_session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, bool>;
+    fn insert_auth_flow(&self, flow: AuthFlow) -> DbFuture<'_, ()>;
+    /// The unexpired flow of `kind` under `state`, left in place.
+    fn auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>>;
+    /// Deletes and returns the unexpired flow of `kind` under `state`: a flow is
+    /// redeemed at most once, even by concurrent requests.
+    fn take_auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>>;
+    /// Marks the pending device flow with `user_code` as approved by `user_id` (signed
+    /// in via `approved_via`, stored as the flow's provider); false if no such pending,
+    /// unexpired flow exists.
+    fn approve_device_flow<'a>(
+        &'a self,
+        user_code: &'a str,
+        user_id: i64,
+        approved_via: Option<&'a str>,
+        now: i64,
+    ) -> DbFuture<'a, bool>;
+    /// The e-mail of the user with this id.
+    fn user_email(&self, user_id: i64) -> DbFuture<'_, Option<Email>>;
+    /// Records a verified OIDC sign-in: creates or stamps the user of `email` and links
+    /// (issuer, subject) to it; returns the user id.
+    fn sign_in_identity<'a>(
+        &'a self,
+        issuer: &'a str,
+        subject: &'a str,
+        email: &'a Email,
+        now: i64,
+    ) -> DbFuture<'a, i64>;
+
     // Nonces.
 
     /// Records (signer, nonce) until `expires_at`; false if it is already remembered.
@@ -145,7 +205,8 @@ pub trait HubDb: Send + Sync + 'static {
         now: i64,
         expires_at: i64,
     ) -> DbFuture<'a, bool>;
-    /// Deletes nonces past their expiry and credential audit rows older than `audit_before`.
+    /// Deletes nonces, sessions and sign-in flows past their expiry, and credential audit
+    /// rows older than `credential_audit_before`.
     fn purge_expired(&self, now: i64, credential_audit_before: i64) -> DbFuture<'_, u64>;
 
     // Nodes.

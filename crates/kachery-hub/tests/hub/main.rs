@@ -39,4 +39,5 @@ mod replicas;
 mod reports;
 mod roles;
 mod secrets;
+mod sessions;
 mod visibility;

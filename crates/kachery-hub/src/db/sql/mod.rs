@@ -29,6 +29,7 @@ mod passcodes;
 mod reports;
 mod rows;
 mod secrets;
+mod sign_in;
 
 use std::future::Future;
 
@@ -40,10 +41,11 @@ use sqlx::{
 };
 
 use crate::db::{
-    AffectedNode, AuditEntry, AuditRecord, ChannelRecord, ConflictKind, DbError, DbFuture,
-    GrantRecord, HubDb, LinkedPasscode, MemberRecord, MembershipRecord, NewApiToken, NewChannel,
-    NewGrant, NewNode, NewPasscode, NewSecret, NodeRecord, PasscodeRecord, ResealCounts,
-    ResealSecret, SealSecrets, SealedSecret, SecretRecord, TokenRecord, UserSummary,
+    AffectedNode, AuditEntry, AuditRecord, AuthFlow, ChannelRecord, ConflictKind, DbError,
+    DbFuture, FlowKind, GrantRecord, HubDb, LinkedPasscode, MemberRecord, MembershipRecord,
+    NewApiToken, NewChannel, NewGrant, NewNode, NewPasscode, NewSecret, NewSession, NodeRecord,
+    PasscodeRecord, ResealCounts, ResealSecret, SealSecrets, SealedSecret, SecretRecord,
+    SessionRecord, TokenRecord, TokenSummary, UserSummary,
 };
 
 /// What differs between the drivers once the SQL is the same.
@@ -145,6 +147,87 @@ where
 
     fn api_token<'a>(&'a self, token_hash: &'a str, now: i64) -> DbFuture<'a, Option<TokenRecord>> {
         Box::pin(self.api_token_impl(token_hash, now))
+    }
+
+    fn api_tokens_of<'a>(&'a self, email: &'a Email) -> DbFuture<'a, Vec<TokenSummary>> {
+        Box::pin(self.api_tokens_of_impl(email))
+    }
+
+    fn revoke_api_token<'a>(
+        &'a self,
+        token_id: i64,
+        email: &'a Email,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.revoke_api_token_impl(token_id, email, now, audit))
+    }
+
+    fn insert_session(&self, session: NewSession) -> DbFuture<'_, ()> {
+        Box::pin(self.insert_session_impl(session))
+    }
+
+    fn session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, Option<SessionRecord>> {
+        Box::pin(self.session_impl(id_hash))
+    }
+
+    fn touch_session<'a>(
+        &'a self,
+        id_hash: &'a str,
+        now: i64,
+        expires_at: i64,
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.touch_session_impl(id_hash, now, expires_at))
+    }
+
+    fn delete_session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, bool> {
+        Box::pin(self.delete_session_impl(id_hash))
+    }
+
+    fn insert_auth_flow(&self, flow: AuthFlow) -> DbFuture<'_, ()> {
+        Box::pin(self.insert_auth_flow_impl(flow))
+    }
+
+    fn auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>> {
+        Box::pin(self.auth_flow_impl(state, kind, now))
+    }
+
+    fn take_auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>> {
+        Box::pin(self.take_auth_flow_impl(state, kind, now))
+    }
+
+    fn approve_device_flow<'a>(
+        &'a self,
+        user_code: &'a str,
+        user_id: i64,
+        approved_via: Option<&'a str>,
+        now: i64,
+    ) -> DbFuture<'a, bool> {
+        Box::pin(self.approve_device_flow_impl(user_code, user_id, approved_via, now))
+    }
+
+    fn user_email(&self, user_id: i64) -> DbFuture<'_, Option<Email>> {
+        Box::pin(self.user_email_impl(user_id))
+    }
+
+    fn sign_in_identity<'a>(
+        &'a self,
+        issuer: &'a str,
+        subject: &'a str,
+        email: &'a Email,
+        now: i64,
+    ) -> DbFuture<'a, i64> {
+        Box::pin(self.sign_in_identity_impl(issuer, subject, email, now))
     }
 
     fn record_nonce<'a>(
