@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::passcode::PasscodeHasher;
 use crate::rate_limit::RateLimiter;
 use crate::vault::Vault;
-use crate::{auth, node_api, pages, trace, user_api, web_auth};
+use crate::{auth, node_api, pages, trace, user_api, web, web_auth};
 
 /// Node-API requests per second per node id, sustained and burst (SPEC §21).
 const NODE_API_PER_SECOND: u32 = 20;
@@ -153,7 +153,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_NODE_API_BODY_BYTES));
 
     let pages = Router::new()
-        .route("/", get(pages::home))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz));
 
@@ -161,6 +160,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(node_api)
         .merge(pages)
         .merge(web_auth::routes())
+        .merge(web::routes())
         .with_state(state.clone());
     let app = hub_routes
         .merge(state.backends.router())

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
-use axum::http::{HeaderValue, header};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kachery_protocol::Email;

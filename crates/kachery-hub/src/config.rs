@@ -72,7 +72,10 @@ impl std::fmt::Debug for OidcProviderConfig {
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("client_secret_file", &self.client_secret_file)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -297,7 +300,10 @@ impl HubConfig {
 
     /// Whether `email` may sign in under `allowed_domains`.
     pub fn is_allowed_domain(&self, email: &Email) -> bool {
-        let domain = email.as_str().rsplit_once('@').map_or("", |(_, domain)| domain);
+        let domain = email
+            .as_str()
+            .rsplit_once('@')
+            .map_or("", |(_, domain)| domain);
         self.allowed_domains.is_empty() || self.allowed_domains.iter().any(|d| d == domain)
     }
 
@@ -479,7 +485,11 @@ mod tests {
         assert!(config.is_allowed_domain(&Email::parse("a@example.org").unwrap()));
         assert!(!config.is_allowed_domain(&Email::parse("a@example.org.evil").unwrap()));
 
-        std::fs::write(&path, "[[oidc]]\nname = \"Bad Name\"\nissuer = \"google\"\nclient_id = \"x\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[[oidc]]\nname = \"Bad Name\"\nissuer = \"google\"\nclient_id = \"x\"\n",
+        )
+        .unwrap();
         assert!(matches!(
             HubConfig::load_from(Some(&path), |_| None),
             Err(ConfigError::Invalid { .. })

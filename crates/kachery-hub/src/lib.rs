@@ -36,6 +36,7 @@ mod time;
 mod trace;
 mod user_api;
 pub mod vault;
+mod web;
 mod web_auth;
 
 pub use config::{ConfigError, HubConfig};

@@ -35,7 +35,9 @@ pub fn check_origin(headers: &HeaderMap, hub_origin: &str) -> Result<(), ApiErro
     let claimed = match origin {
         Some(origin) => origin.to_owned(),
         None => referer_origin().ok_or_else(|| {
-            csrf_failed("the request has neither an Origin nor a Referer header; send it from a hub page")
+            csrf_failed(
+                "the request has neither an Origin nor a Referer header; send it from a hub page",
+            )
         })?,
     };
     if claimed != hub_origin {

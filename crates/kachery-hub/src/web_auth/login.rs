@@ -28,7 +28,9 @@ pub fn safe_return_to(raw: Option<&str>) -> String {
     let is_local_path = raw.starts_with('/')
         && !raw.starts_with("//")
         && !raw.starts_with("/\\")
-        && !raw.chars().any(|character| character.is_control() || character == '\\');
+        && !raw
+            .chars()
+            .any(|character| character.is_control() || character == '\\');
     if is_local_path {
         raw.to_owned()
     } else {
@@ -137,7 +139,10 @@ pub async fn logout(
 /// A sign-in replaces whatever session the browser had.
 pub async fn end_previous_session(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     if let Some(old_id) = session::session_id(headers) {
-        state.db.delete_session(&session::sha256_hex(old_id)).await?;
+        state
+            .db
+            .delete_session(&session::sha256_hex(old_id))
+            .await?;
     }
     Ok(())
 }

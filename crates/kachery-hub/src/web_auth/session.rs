@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn the_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; kachery_session=xyz"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; kachery_session=xyz"),
+        );
         assert_eq!(session_id(&headers), Some("xyz"));
         headers.clear();
         headers.append(header::COOKIE, HeaderValue::from_static("kachery_session="));

@@ -41,3 +41,4 @@ mod roles;
 mod secrets;
 mod sessions;
 mod visibility;
+mod web;

@@ -111,7 +111,10 @@ fn session_cookie(headers: &HeaderMap) -> String {
 
 async fn error_code(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.unwrap();
-    body["error"]["code"].as_str().unwrap_or_default().to_owned()
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn a_session_cookie_works_for_the_user_api(backend: Backend) -> TestResult {
@@ -158,7 +161,11 @@ async fn a_session_cookie_works_for_the_user_api(backend: Backend) -> TestResult
     assert_eq!(channel["owner"], "alice@example.org");
 
     // Without a cookie or token, the API still refuses.
-    let anonymous = browser.http.get(format!("{}/api/v1/me", browser.base)).send().await?;
+    let anonymous = browser
+        .http
+        .get(format!("{}/api/v1/me", browser.base))
+        .send()
+        .await?;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     hub.shutdown().await?;
     Ok(())
@@ -286,7 +293,12 @@ async fn logout_ends_the_session(backend: Backend) -> TestResult {
 
     // The server forgot the session: replaying the old cookie does not work.
     assert_eq!(browser.me_status().await, StatusCode::UNAUTHORIZED);
-    let page = browser.request(Method::GET, "/login").send().await?.text().await?;
+    let page = browser
+        .request(Method::GET, "/login")
+        .send()
+        .await?
+        .text()
+        .await?;
     assert!(!page.contains("signed in as"), "{page}");
     // The same user's other session is untouched.
     assert_eq!(other.me_status().await, StatusCode::OK);
@@ -352,9 +364,11 @@ async fn every_login_gets_a_fresh_session_id(backend: Backend) -> TestResult {
     // Every response carries the security headers; HSTS only over HTTPS.
     let home = renewed.request(Method::GET, "/").send().await?;
     let headers = home.headers();
-    assert!(headers["content-security-policy"]
-        .to_str()?
-        .starts_with("default-src 'self'"));
+    assert!(
+        headers["content-security-policy"]
+            .to_str()?
+            .starts_with("default-src 'self'")
+    );
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["referrer-policy"], "same-origin");
     assert!(headers.get("strict-transport-security").is_none());

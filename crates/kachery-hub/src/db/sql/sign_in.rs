@@ -5,9 +5,7 @@ use kachery_protocol::Email;
 use sqlx::{ColumnIndex, Executor};
 
 use super::{Backend, SqlArg, SqlDb, SqlValue};
-use crate::db::{
-    AuditEntry, AuthFlow, DbError, FlowKind, NewSession, SessionRecord, TokenSummary,
-};
+use crate::db::{AuditEntry, AuthFlow, DbError, FlowKind, NewSession, SessionRecord, TokenSummary};
 
 /// The `auth_flows` columns every flow query reads.
 const FLOW_COLUMNS: &str = "state, kind, provider, pkce_verifier, code_challenge, oidc_nonce, \
