@@ -5,6 +5,10 @@
 //! token; `dev_token` is the one call that needs none. Each method maps one endpoint and
 //! returns the wire type from [`kachery_protocol::user_api`].
 
+use kachery_protocol::hub_views::{
+    AdminUserView, AuditView, ChannelStats, ChannelTestResponse, CreatePasscodeRequest,
+    CreatedPasscode, EnterPasscodeRequest, LinkedPasscodeView, PasscodeView,
+};
 use kachery_protocol::user_api::{
     ApiTokenResponse, AuthorizationView, ChannelView, CreateChannelRequest, DevTokenRequest,
     GrantRequest, JoinChannelRequest, ListResponse, MeResponse, MemberView, MembershipView,
@@ -105,12 +109,151 @@ impl HubUserClient {
         channel: &ChannelName,
         requested_roles: RoleSet,
     ) -> Result<MembershipView, ApiError> {
+        self.join_with_passcodes(node_id, channel, requested_roles, Vec::new())
+            .await
+    }
+
+    /// [`Self::join`] entering `passcodes` on the new membership in the same step; a
+    /// passcode that cannot be used leaves no membership behind.
+    pub async fn join_with_passcodes(
+        &self,
+        node_id: &NodeId,
+        channel: &ChannelName,
+        requested_roles: RoleSet,
+        passcodes: Vec<String>,
+    ) -> Result<MembershipView, ApiError> {
         let body = JoinChannelRequest {
             channel: channel.clone(),
             requested_roles,
+            passcodes,
         };
         let path = ["nodes", &node_id.to_string(), "memberships"];
         self.json(Method::POST, &path, Some(&body)).await
+    }
+
+    /// Enters a passcode on `node_id`'s membership of `channel` (SPEC §5.3).
+    pub async fn enter_passcode(
+        &self,
+        node_id: &NodeId,
+        channel: &ChannelName,
+        passcode: &str,
+    ) -> Result<LinkedPasscodeView, ApiError> {
+        let body = EnterPasscodeRequest {
+            passcode: passcode.to_owned(),
+        };
+        let node_id = node_id.to_string();
+        let path = [
+            "nodes",
+            &node_id,
+            "memberships",
+            channel.as_str(),
+            "passcodes",
+        ];
+        self.json(Method::POST, &path, Some(&body)).await
+    }
+
+    /// Removes passcode `passcode_id` from `node_id`'s membership of `channel`.
+    pub async fn unlink_passcode(
+        &self,
+        node_id: &NodeId,
+        channel: &ChannelName,
+        passcode_id: i64,
+    ) -> Result<(), ApiError> {
+        let node_id = node_id.to_string();
+        let id = passcode_id.to_string();
+        let path = [
+            "nodes",
+            &node_id,
+            "memberships",
+            channel.as_str(),
+            "passcodes",
+            &id,
+        ];
+        self.no_content(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Mints a passcode for `channel` (owner); the code is in the answer, this once.
+    pub async fn create_passcode(
+        &self,
+        channel: &ChannelName,
+        request: &CreatePasscodeRequest,
+    ) -> Result<CreatedPasscode, ApiError> {
+        let path = ["channels", channel.as_str(), "passcodes"];
+        self.json(Method::POST, &path, Some(request)).await
+    }
+
+    /// The passcodes of `channel`: hints, uses, expiry, state.
+    pub async fn passcodes(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<ListResponse<PasscodeView>, ApiError> {
+        let path = ["channels", channel.as_str(), "passcodes"];
+        self.json(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Revokes passcode `passcode_id` of `channel` (owner).
+    pub async fn revoke_passcode(
+        &self,
+        channel: &ChannelName,
+        passcode_id: i64,
+    ) -> Result<(), ApiError> {
+        let id = passcode_id.to_string();
+        let path = ["channels", channel.as_str(), "passcodes", &id];
+        self.no_content(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Runs the channel test (owner, admin): per-step results for bucket and pub-sub.
+    pub async fn test_channel(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<ChannelTestResponse, ApiError> {
+        let path = ["channels", channel.as_str(), "test"];
+        self.json(Method::POST, &path, None::<&()>).await
+    }
+
+    /// Member, grant and passcode counts plus node-API counters of `channel`.
+    pub async fn channel_stats(&self, channel: &ChannelName) -> Result<ChannelStats, ApiError> {
+        let path = ["channels", channel.as_str(), "stats"];
+        self.json(Method::GET, &path, None::<&()>).await
+    }
+
+    /// One page of `channel`'s audit log, newest first; pass the previous page's
+    /// `next_cursor` for the next one.
+    pub async fn channel_audit(
+        &self,
+        channel: &ChannelName,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<ListResponse<AuditView>, ApiError> {
+        let mut url = self.url(&["channels", channel.as_str(), "audit"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(limit) = limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+            if let Some(cursor) = cursor {
+                query.append_pair("cursor", cursor);
+            }
+        }
+        self.get_url(url).await
+    }
+
+    /// Every channel on the hub (admin); deleted ones too when `include_deleted`.
+    pub async fn admin_channels(
+        &self,
+        include_deleted: bool,
+    ) -> Result<ListResponse<ChannelView>, ApiError> {
+        let mut url = self.url(&["admin", "channels"]);
+        if include_deleted {
+            url.query_pairs_mut().append_pair("deleted", "true");
+        }
+        self.get_url(url).await
+    }
+
+    /// Every user with counts of nodes and channels (admin).
+    pub async fn admin_users(&self) -> Result<ListResponse<AdminUserView>, ApiError> {
+        self.json(Method::GET, &["admin", "users"], None::<&()>)
+            .await
     }
 
     /// Changes the roles `node_id` requests in `channel`.
@@ -230,6 +373,16 @@ impl HubUserClient {
         let mut full_path = vec!["api", "v1"];
         full_path.extend_from_slice(segments);
         http::endpoint(&self.hub_url, &full_path)
+    }
+
+    /// An authenticated GET of a full URL (one with a query string).
+    async fn get_url<R: DeserializeOwned>(&self, url: Url) -> Result<R, ApiError> {
+        let mut request = self.http.get(url.clone());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = http::send(request, &url).await?;
+        http::read_json(response, &url).await
     }
 
     /// Sends an authenticated request and returns the successful response.

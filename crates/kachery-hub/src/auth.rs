@@ -2,15 +2,15 @@
 //! login's token endpoint (SPEC §9.2, §9.3).
 //!
 //! A token is `kat_` plus 43 base64url characters (256 random bits). The hub stores only
-//! its SHA-256, so a database dump yields no usable tokens. Browser sessions and OIDC
-//! plug in later as a second way to produce an [`AuthedUser`].
+//! its SHA-256, so a database dump yields no usable tokens. Browser sessions
+//! ([`crate::web_auth`]) are the second way to produce an [`AuthedUser`].
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kachery_protocol::Email;
@@ -24,13 +24,14 @@ use crate::db::NewApiToken;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{RequestId, parse_json};
 use crate::time::now_ms;
+use crate::web_auth::{BrowserSession, csrf, session};
 
 /// Prefix of every API token, so leaked tokens are easy to recognise and scan for.
 const TOKEN_PREFIX: &str = "kat_";
 /// Default API-token lifetime: 90 days.
 const TOKEN_TTL_MS: i64 = 90 * 24 * 60 * 60 * 1000;
 
-/// A signed-in user, resolved from the request's bearer token.
+/// A signed-in user, resolved from the request's bearer token or browser session.
 #[derive(Debug, Clone)]
 pub struct AuthedUser {
     pub email: Email,
@@ -54,47 +55,68 @@ impl AuthedUser {
 impl FromRequestParts<Arc<AppState>> for AuthedUser {
     type Rejection = ApiError;
 
+    /// A bearer token if the request has an `Authorization` header, else the browser
+    /// session of its cookie, CSRF-checked on state-changing methods (SPEC §9.1).
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let unauthenticated = |message: &str| ApiError::new(ErrorCode::Unauthenticated, message);
-        let header_value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthenticated("sign in: send `Authorization: Bearer <api token>`"))?;
-        let token = header_value
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| token.starts_with(TOKEN_PREFIX))
-            .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer kat_…`"))?;
-
-        let now = now_ms();
-        let record = state
-            .db
-            .api_token(&token_hash(token), now)
-            .await?
-            .filter(|record| !record.revoked)
-            .ok_or_else(|| unauthenticated("unknown or revoked API token; run `kachery login`"))?;
-        if record.expires_at <= now {
-            return Err(ApiError::new(
-                ErrorCode::TokenExpired,
-                "this API token has expired; run `kachery login` for a new one",
-            ));
-        }
-
         let RequestId(request_id) = RequestId::from_request_parts(parts, state)
             .await
             .expect("reading the request id cannot fail");
-        Ok(AuthedUser {
-            admin: state.config.is_admin(&record.email),
-            email: record.email,
-            dev_login: record.dev_login,
-            request_id,
-        })
+        if let Some(header_value) = parts.headers.get(header::AUTHORIZATION) {
+            return from_bearer(state, header_value, request_id).await;
+        }
+
+        let Some(live) = session::load(state, &parts.headers).await? else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "sign in: send `Authorization: Bearer <api token>` (see `kachery login`) \
+                 or sign in to the hub in a browser",
+            ));
+        };
+        if csrf::is_state_changing(&parts.method) {
+            csrf::check_origin(&parts.headers, &state.origin)?;
+            csrf::check_token(&live.record.csrf_secret, csrf::header_token(&parts.headers))?;
+        }
+        Ok(BrowserSession::from_live(state, live, request_id).user)
     }
+}
+
+/// The user of an `Authorization: Bearer kat_…` header.
+async fn from_bearer(
+    state: &AppState,
+    header_value: &HeaderValue,
+    request_id: Option<String>,
+) -> Result<AuthedUser, ApiError> {
+    let unauthenticated = |message: &str| ApiError::new(ErrorCode::Unauthenticated, message);
+    let token = header_value
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| token.starts_with(TOKEN_PREFIX))
+        .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer kat_…`"))?;
+
+    let now = now_ms();
+    let record = state
+        .db
+        .api_token(&token_hash(token), now)
+        .await?
+        .filter(|record| !record.revoked)
+        .ok_or_else(|| unauthenticated("unknown or revoked API token; run `kachery login`"))?;
+    if record.expires_at <= now {
+        return Err(ApiError::new(
+            ErrorCode::TokenExpired,
+            "this API token has expired; run `kachery login` for a new one",
+        ));
+    }
+    Ok(AuthedUser {
+        admin: state.config.is_admin(&record.email),
+        email: record.email,
+        dev_login: record.dev_login,
+        request_id,
+    })
 }
 
 /// A fresh random token.

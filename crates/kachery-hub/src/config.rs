@@ -41,6 +41,99 @@ pub struct HubConfig {
     /// `KACHERY_HUB_PUBSUB__CREDENTIAL_TTL_SECS`, 5 s to 30 min). Default 30 min; tests
     /// shorten it to watch renewal.
     pub pubsub_credential_ttl_ms: i64,
+    /// If not empty, only e-mails in these domains may sign in through OpenID Connect
+    /// (lowercase, exact domain match). Default empty: any verified e-mail.
+    pub allowed_domains: Vec<String>,
+    /// OpenID Connect providers offered on the sign-in page, in this order. Default none.
+    pub oidc: Vec<OidcProviderConfig>,
+}
+
+/// One OpenID Connect provider (`[[oidc]]` in the TOML file).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// Short name, used in URLs (`/login/oidc/<name>`): lowercase letters, digits, `-`.
+    pub name: String,
+    /// `"google"` for Google's issuer, else the issuer URL whose
+    /// `/.well-known/openid-configuration` describes the provider.
+    pub issuer: String,
+    pub client_id: String,
+    /// File holding the client secret. Else `KACHERY_HUB_OIDC_<NAME>_CLIENT_SECRET`
+    /// (name uppercased, `-` as `_`); neither means a public client (PKCE only).
+    pub client_secret_file: Option<PathBuf>,
+    /// Shown on the sign-in button. Default: "Google" for the preset, else the name.
+    pub label: Option<String>,
+    /// The client secret itself, loaded by [`HubConfig::load`] or set by code; never in
+    /// the TOML file and never printed.
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OidcProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProviderConfig")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret_file", &self.client_secret_file)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl OidcProviderConfig {
+    /// The environment variable that may hold this provider's client secret.
+    pub fn secret_env_var(&self) -> String {
+        format!(
+            "KACHERY_HUB_OIDC_{}_CLIENT_SECRET",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// Loads the client secret from its file, else from `env`, unless one is set already.
+    fn load_secret(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if self.client_secret.is_some() {
+            return Ok(());
+        }
+        if let Some(path) = &self.client_secret_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            self.client_secret = Some(text.trim().to_owned());
+        } else {
+            self.client_secret = env(&self.secret_env_var()).map(|text| text.trim().to_owned());
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: format!("oidc.{}", self.name),
+            reason,
+        };
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 32
+            && self
+                .name
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+        if !name_ok {
+            return Err(invalid(
+                "name must be 1-32 lowercase letters, digits or '-'".to_owned(),
+            ));
+        }
+        if self.issuer != "google" {
+            parse_url(&format!("oidc.{}.issuer", self.name), &self.issuer)?;
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(invalid("client_id is empty".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for HubConfig {
@@ -55,6 +148,8 @@ impl Default for HubConfig {
             admins: Vec::new(),
             embedded_bucket_quota_bytes: DEFAULT_EMBEDDED_BUCKET_QUOTA,
             pubsub_credential_ttl_ms: kachery_protocol::limits::PUBSUB_CREDENTIAL_TTL_MS,
+            allowed_domains: Vec::new(),
+            oidc: Vec::new(),
         }
     }
 }
@@ -89,6 +184,8 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     admins: Option<Vec<Email>>,
     embedded_bucket: Option<EmbeddedBucketSection>,
+    allowed_domains: Option<Vec<String>>,
+    oidc: Option<Vec<OidcProviderConfig>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +224,24 @@ dev_login = false
 
 # E-mails with admin rights (read everything but secrets, soft-delete channels).
 admins = []
+
+# If not empty, only e-mails in these domains may sign in (OpenID Connect).
+allowed_domains = []
+
+# OpenID Connect providers, one [[oidc]] table each; the redirect URI to register with
+# the provider is <public_url>/login/oidc/<name>/callback. The client secret comes from
+# client_secret_file or KACHERY_HUB_OIDC_<NAME>_CLIENT_SECRET, never from this file.
+# [[oidc]]
+# name = "google"
+# issuer = "google"            # preset for https://accounts.google.com
+# client_id = "1234-abc.apps.googleusercontent.com"
+# client_secret_file = "/etc/kachery/google-client-secret"
+#
+# [[oidc]]
+# name = "lab"
+# label = "Lab account"
+# issuer = "https://login.lab.example.org/realms/lab"   # any issuer with discovery
+# client_id = "kachery-hub"
 
 [embedded_bucket]
 # Bytes each channel may keep in the embedded bucket (10 GiB).
@@ -173,7 +288,11 @@ impl HubConfig {
             config.apply_file(parsed)?;
         }
 
-        config.apply_env(env)?;
+        config.apply_env(&env)?;
+        for provider in &mut config.oidc {
+            provider.validate()?;
+            provider.load_secret(&env)?;
+        }
         Ok(config)
     }
 
@@ -182,6 +301,15 @@ impl HubConfig {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hub.sqlite").display()))
+    }
+
+    /// Whether `email` may sign in under `allowed_domains`.
+    pub fn is_allowed_domain(&self, email: &Email) -> bool {
+        let domain = email
+            .as_str()
+            .rsplit_once('@')
+            .map_or("", |(_, domain)| domain);
+        self.allowed_domains.is_empty() || self.allowed_domains.iter().any(|d| d == domain)
     }
 
     /// Whether `email` is one of the configured admins.
@@ -205,6 +333,12 @@ impl HubConfig {
         if let Some(admins) = file.admins {
             self.admins = admins;
         }
+        if let Some(domains) = file.allowed_domains {
+            self.allowed_domains = normalize_domains(domains);
+        }
+        if let Some(oidc) = file.oidc {
+            self.oidc = oidc;
+        }
         if let Some(quota) = file
             .embedded_bucket
             .and_then(|section| section.max_bytes_per_channel)
@@ -214,7 +348,7 @@ impl HubConfig {
         Ok(())
     }
 
-    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let var = |key: &str| env(&format!("KACHERY_HUB_{key}"));
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             key: format!("KACHERY_HUB_{key}"),
@@ -263,6 +397,8 @@ impl HubConfig {
                 return Err(invalid(key, "must be 5 to 1800 seconds".to_owned()));
             }
             self.pubsub_credential_ttl_ms = secs * 1000;
+        if let Some(domains) = var("ALLOWED_DOMAINS") {
+            self.allowed_domains = normalize_domains(domains.split(',').map(str::to_owned));
         }
         if let Some(quota) = var("EMBEDDED_BUCKET__MAX_BYTES_PER_CHANNEL") {
             self.embedded_bucket_quota_bytes = quota.parse().map_err(|error| {
@@ -271,6 +407,14 @@ impl HubConfig {
         }
         Ok(())
     }
+}
+
+fn normalize_domains(domains: impl IntoIterator<Item = String>) -> Vec<String> {
+    domains
+        .into_iter()
+        .map(|domain| domain.trim().trim_start_matches('@').to_ascii_lowercase())
+        .filter(|domain| !domain.is_empty())
+        .collect()
 }
 
 fn parse_url(key: &str, text: &str) -> Result<Url, ConfigError> {
@@ -323,6 +467,47 @@ mod tests {
         assert!(config.dev_login);
         assert_eq!(config.admins[0].as_str(), "a@x.org");
         assert_eq!(config.embedded_bucket_quota_bytes, 5);
+    }
+
+    #[test]
+    fn oidc_providers_with_secrets_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_path = dir.path().join("google.secret");
+        std::fs::write(&secret_path, "file-secret\n").unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "allowed_domains = [\"Example.ORG\"]\n\
+                 [[oidc]]\nname = \"google\"\nissuer = \"google\"\nclient_id = \"g\"\n\
+                 client_secret_file = {:?}\n\
+                 [[oidc]]\nname = \"lab-sso\"\nissuer = \"https://sso.lab.example\"\n\
+                 client_id = \"k\"\n",
+                secret_path.display().to_string()
+            ),
+        )
+        .unwrap();
+        let env = |key: &str| {
+            (key == "KACHERY_HUB_OIDC_LAB_SSO_CLIENT_SECRET").then(|| "env-secret".to_owned())
+        };
+        let config = HubConfig::load_from(Some(&path), env).unwrap();
+        assert_eq!(config.allowed_domains, ["example.org"]);
+        assert_eq!(config.oidc[0].client_secret.as_deref(), Some("file-secret"));
+        assert_eq!(config.oidc[1].client_secret.as_deref(), Some("env-secret"));
+        assert!(!format!("{config:?}").contains("file-secret"));
+        assert!(!format!("{config:?}").contains("env-secret"));
+        assert!(config.is_allowed_domain(&Email::parse("a@example.org").unwrap()));
+        assert!(!config.is_allowed_domain(&Email::parse("a@example.org.evil").unwrap()));
+
+        std::fs::write(
+            &path,
+            "[[oidc]]\nname = \"Bad Name\"\nissuer = \"google\"\nclient_id = \"x\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            HubConfig::load_from(Some(&path), |_| None),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -66,9 +66,10 @@ impl ApiError {
 /// The HTTP status for each code: the one place this mapping lives.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::BadRequest | ErrorCode::InvalidJson | ErrorCode::UnknownRequestType => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::BadRequest
+        | ErrorCode::InvalidJson
+        | ErrorCode::UnknownRequestType
+        | ErrorCode::AuthorizationPending => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthenticated
         | ErrorCode::InvalidSignature
         | ErrorCode::StaleRequest
@@ -145,6 +146,10 @@ impl From<DbError> for ApiError {
                 ApiError::new(ErrorCode::Conflict, "this request was already used")
             }
             DbError::NotFound => ApiError::not_found("nothing to change: the record is gone"),
+            DbError::InvalidPasscode => ApiError::new(
+                ErrorCode::InvalidPasscode,
+                "this passcode cannot be used here; ask the channel owner for a current one",
+            ),
             other => ApiError::internal("database operation failed", &other),
         }
     }

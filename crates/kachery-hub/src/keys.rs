@@ -161,8 +161,7 @@ impl MasterKey {
 pub struct SubKeys {
     pub embedded_bucket: [u8; 32],
     pub embedded_broker: [u8; 32],
-    // FIXME: the pepper is unused until passcodes arrive in phase 2.
-    #[allow(dead_code)]
+    /// The key of [`crate::passcode::PasscodeHasher`].
     pub passcode_pepper: [u8; 32],
     /// The key of [`crate::vault::SecretCipher`].
     pub secrets: [u8; 32],

@@ -30,6 +30,16 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
+    /// `per_minute` sustained, all of them at once: for the slow limits of SPEC §21
+    /// (passcode entry, channel tests).
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self {
+            per_second: f64::from(per_minute) / 60.0,
+            burst: f64::from(per_minute),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Takes one token for `key`; on refusal returns how long until one is available.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
         self.check_at(key, Instant::now())

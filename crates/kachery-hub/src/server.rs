@@ -22,6 +22,7 @@ use crate::config::HubConfig;
 use crate::db::{self, DbError, HubDb};
 use crate::error::error_chain;
 use crate::keys::{MASTER_KEY_ENV, MasterKey, MasterKeyError};
+use crate::passcode::PasscodeHasher;
 use crate::time::now_ms;
 use crate::vault::Vault;
 
@@ -211,7 +212,15 @@ pub async fn spawn(config: HubConfig) -> Result<HubHandle, StartError> {
         "hub listening"
     );
     let vault = Vault::for_master_key(&master_key, db.clone());
-    let state = Arc::new(AppState::new(config, &public_url, db, backends, vault));
+    let passcode_hasher = PasscodeHasher::new(sub_keys.passcode_pepper);
+    let state = Arc::new(AppState::new(
+        config,
+        &public_url,
+        db,
+        backends,
+        vault,
+        passcode_hasher,
+    ));
     let router = app::router(state.clone());
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     ReplayedRequest,
     WrongHub,
     TokenExpired,
+    /// A device code is valid but not approved yet: poll again later (SPEC §9.3).
+    AuthorizationPending,
     Forbidden,
     NotOwner,
     MissingRole,

@@ -13,7 +13,9 @@
 
 pub mod api_error;
 pub mod bucket_key;
+pub mod cli_login;
 pub mod envelope;
+pub mod hub_views;
 pub mod ids;
 pub mod jcs;
 pub mod limits;

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::SignedEnvelope;
+use crate::hub_views::LinkedPasscodeView;
 use crate::ids::{ChannelName, Email, Label, NodeId, Nonce};
 use crate::node_api::ReadMode;
-use crate::roles::RoleSet;
+use crate::roles::{Role, RoleSet};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,13 +67,41 @@ pub struct MembershipView {
     pub granted_roles: RoleSet,
     pub passcode_roles: RoleSet,
     pub effective_roles: RoleSet,
+    /// Passcodes entered on this membership (SPEC §5.3).
+    #[serde(default)]
+    pub passcodes: Vec<LinkedPasscodeView>,
+    /// Each role outside E with the reason it is missing, in role order.
+    #[serde(default)]
+    pub missing_roles: Vec<MissingRoleView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A role a membership lacks, and why: not requested, not granted, or the channel deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MissingRoleView {
+    pub role: Role,
+    pub reason: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JoinChannelRequest {
     pub channel: ChannelName,
     pub requested_roles: RoleSet,
+    /// Passcodes to enter on the new membership, in the same step (SPEC §5.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passcodes: Vec<String>,
+}
+
+impl std::fmt::Debug for JoinChannelRequest {
+    /// Passcodes are credentials: only their number is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinChannelRequest")
+            .field("channel", &self.channel)
+            .field("requested_roles", &self.requested_roles)
+            .field("n_passcodes", &self.passcodes.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

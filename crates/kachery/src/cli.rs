@@ -187,6 +187,10 @@ pub struct NodeJoinArgs {
     #[arg(long)]
     pub roles: Option<String>,
 
+    /// Passcode from the channel owner, giving its roles; repeat for several
+    #[arg(long = "passcode", value_name = "PASSCODE")]
+    pub passcodes: Vec<String>,
+
     #[command(flatten)]
     pub hub: HubAccessArgs,
 }
@@ -266,6 +270,50 @@ pub enum ChannelCommand {
     Members {
         /// Your channel
         channel: String,
+        #[command(flatten)]
+        hub: HubAccessArgs,
+    },
+    /// Mint, list or revoke passcodes that give roles on your channel
+    #[command(subcommand)]
+    Passcode(PasscodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PasscodeCommand {
+    /// Mint a passcode; it is printed this once and stored only as a keyed hash
+    Create {
+        /// Your channel
+        channel: String,
+        /// Comma-separated roles the passcode gives
+        roles: String,
+        /// Start of the code, up to 16 of a-z, 0-9 and '-' [default: kachery]
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Note for yourself, shown in the passcode list
+        #[arg(long)]
+        label: Option<String>,
+        /// Lifetime from now, e.g. 30m, 12h or 7d [default: no expiry]
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// How many memberships may enter it [default: no limit]
+        #[arg(long)]
+        max_uses: Option<i64>,
+        #[command(flatten)]
+        hub: HubAccessArgs,
+    },
+    /// List the passcodes of your channel: hints, uses, expiry and state
+    List {
+        /// Your channel
+        channel: String,
+        #[command(flatten)]
+        hub: HubAccessArgs,
+    },
+    /// Revoke a passcode; nodes that entered it lose its roles at once
+    Revoke {
+        /// Your channel
+        channel: String,
+        /// The passcode's id from `kachery channel passcode list`
+        id: i64,
         #[command(flatten)]
         hub: HubAccessArgs,
     },

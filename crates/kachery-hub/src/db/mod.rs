@@ -12,6 +12,7 @@
 //! append-only migrations directory for the same logical schema (SPEC §8.1), and
 //! [`open`] picks one from the URL scheme.
 
+mod passcode_records;
 mod postgres;
 mod records;
 mod sql;
@@ -26,11 +27,14 @@ use crate::vault::{Sealed, VaultError};
 use kachery_protocol::user_api::SecretKind;
 use kachery_protocol::{ChannelName, Email, Label, NodeId, Nonce, RoleSet};
 
+pub use passcode_records::{
+    AffectedNode, AuditRecord, LinkedPasscode, NewPasscode, PasscodeRecord, UserSummary,
+};
 pub use postgres::PostgresDb;
 pub use records::{
-    AuditEntry, ChannelRecord, GrantRecord, MemberRecord, MembershipRecord, NewApiToken,
-    NewChannel, NewGrant, NewNode, NewSecret, NodeRecord, ResealCounts, SealedSecret, SecretRecord,
-    TokenRecord,
+    AuditEntry, AuthFlow, ChannelRecord, FlowKind, GrantRecord, MemberRecord, MembershipRecord,
+    NewApiToken, NewChannel, NewGrant, NewNode, NewSecret, NewSession, NodeRecord, ResealCounts,
+    SealedSecret, SecretRecord, SessionRecord, TokenRecord, TokenSummary,
 };
 pub use sql::SqlDb;
 pub use sqlite::SqliteDb;
@@ -94,6 +98,10 @@ pub enum DbError {
     Conflict(ConflictKind),
     #[error("the row to change does not exist")]
     NotFound,
+    /// A passcode that does not exist, belongs to another channel, or is revoked,
+    /// expired or used up; deliberately one case (SPEC §5.3).
+    #[error("the passcode cannot be used")]
+    InvalidPasscode,
     #[error("stored value in {column} is invalid")]
     CorruptRow {
         column: &'static str,
@@ -126,6 +134,66 @@ pub trait HubDb: Send + Sync + 'static {
     /// Looks a token up by hash and stamps `last_used_at` (at most once a minute).
     fn api_token<'a>(&'a self, token_hash: &'a str, now: i64) -> DbFuture<'a, Option<TokenRecord>>;
 
+    /// The user's API tokens, newest first (revoked and expired ones included).
+    fn api_tokens_of<'a>(&'a self, email: &'a Email) -> DbFuture<'a, Vec<TokenSummary>>;
+    /// Revokes one of the user's tokens; `DbError::NotFound` if it is not theirs or
+    /// already revoked.
+    fn revoke_api_token<'a>(
+        &'a self,
+        token_id: i64,
+        email: &'a Email,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+
+    // Sign-in: sessions, pending flows, OIDC identities (SPEC §9).
+
+    fn insert_session(&self, session: NewSession) -> DbFuture<'_, ()>;
+    /// The session with this id hash, expired or not (the caller decides).
+    fn session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, Option<SessionRecord>>;
+    /// Stamps `last_seen_at` and moves the idle expiry.
+    fn touch_session<'a>(&'a self, id_hash: &'a str, now: i64, expires_at: i64)
+    -> DbFuture<'a, ()>;
+    /// Deletes the session; false if there was none.
+    fn delete_session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, bool>;
+    fn insert_auth_flow(&self, flow: AuthFlow) -> DbFuture<'_, ()>;
+    /// The unexpired flow of `kind` under `state`, left in place.
+    fn auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>>;
+    /// Deletes and returns the unexpired flow of `kind` under `state`: a flow is
+    /// redeemed at most once, even by concurrent requests.
+    fn take_auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>>;
+    /// Marks the pending device flow with `user_code` as approved by `user_id` (signed
+    /// in via `approved_via`, stored as the flow's provider); false if no such pending,
+    /// unexpired flow exists.
+    fn approve_device_flow<'a>(
+        &'a self,
+        user_code: &'a str,
+        user_id: i64,
+        approved_via: Option<&'a str>,
+        now: i64,
+    ) -> DbFuture<'a, bool>;
+    /// The e-mail of the user with this id.
+    fn user_email(&self, user_id: i64) -> DbFuture<'_, Option<Email>>;
+    /// Records a verified OIDC sign-in: creates or stamps the user of `email` and links
+    /// (issuer, subject) to it; returns the user id.
+    fn sign_in_identity<'a>(
+        &'a self,
+        issuer: &'a str,
+        subject: &'a str,
+        email: &'a Email,
+        now: i64,
+    ) -> DbFuture<'a, i64>;
+
     // Nonces.
 
     /// Records (signer, nonce) until `expires_at`; false if it is already remembered.
@@ -137,7 +205,8 @@ pub trait HubDb: Send + Sync + 'static {
         now: i64,
         expires_at: i64,
     ) -> DbFuture<'a, bool>;
-    /// Deletes nonces past their expiry and credential audit rows older than `audit_before`.
+    /// Deletes nonces, sessions and sign-in flows past their expiry, and credential audit
+    /// rows older than `credential_audit_before`.
     fn purge_expired(&self, now: i64, credential_audit_before: i64) -> DbFuture<'_, u64>;
 
     // Nodes.
@@ -203,11 +272,13 @@ pub trait HubDb: Send + Sync + 'static {
 
     // Memberships, grants and effective roles.
 
+    /// Inserts the membership and links `passcode_hashes` to it, in one transaction.
     fn join_channel<'a>(
         &'a self,
         node: &'a NodeRecord,
         channel: &'a ChannelRecord,
         requested: RoleSet,
+        passcode_hashes: &'a [String],
         now: i64,
         audit: AuditEntry,
     ) -> DbFuture<'a, ()>;
@@ -281,4 +352,86 @@ pub trait HubDb: Send + Sync + 'static {
         key: &'a str,
         since: i64,
     ) -> DbFuture<'a, Vec<String>>;
+
+    // Passcodes (SPEC §5.3).
+
+    /// Stores a minted passcode (by hash) for a live channel and audits it.
+    fn create_passcode(
+        &self,
+        passcode: NewPasscode,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, PasscodeRecord>;
+    /// Every passcode of a channel, newest first, revoked ones included.
+    fn passcodes_of(&self, channel_id: i64) -> DbFuture<'_, Vec<PasscodeRecord>>;
+    /// Revokes a passcode of the channel; returns the node records that had it entered.
+    /// `DbError::NotFound` if there is no such unrevoked passcode.
+    fn revoke_passcode(
+        &self,
+        channel_id: i64,
+        passcode_id: i64,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, Vec<AffectedNode>>;
+    /// Links the passcode with hash `hash` to the node's membership of `channel` and
+    /// counts the use. `DbError::NotFound` without a membership,
+    /// `DbError::InvalidPasscode` when the passcode cannot be used.
+    fn enter_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        hash: &'a str,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, LinkedPasscode>;
+    /// Removes a passcode from the node's membership of `channel`.
+    fn unlink_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        passcode_id: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()>;
+    /// The passcodes linked to any membership of the node, with validity at `now`.
+    fn linked_passcodes<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        now: i64,
+    ) -> DbFuture<'a, Vec<LinkedPasscode>>;
+
+    // Stats, audit views and admin lists.
+
+    /// Adds each delta to its counter of (scope kind, scope), creating counters on first use.
+    fn bump_counters<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+        counters: &'a [(&'a str, i64)],
+    ) -> DbFuture<'a, ()>;
+    fn counters_of<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+    ) -> DbFuture<'a, Vec<(String, i64)>>;
+    /// Up to `limit` audit entries of a channel older than entry `before_id`, newest first.
+    fn audit_of(
+        &self,
+        channel_id: i64,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> DbFuture<'_, Vec<AuditRecord>>;
+    /// Every channel by name; soft-deleted ones only when asked.
+    fn all_channels(&self, include_deleted: bool) -> DbFuture<'_, Vec<ChannelRecord>>;
+    /// Every user with counts of live nodes and channels.
+    fn users(&self) -> DbFuture<'_, Vec<UserSummary>>;
+
+    /// Undoes a soft delete (owner's choice, SPEC §5.5); `DbError::NotFound` unless the
+    /// channel is deleted.
+    fn restore_channel(&self, channel_id: i64, audit: AuditEntry) -> DbFuture<'_, ()>;
+    /// Whether (signer, nonce) is remembered and not yet expired at `now`.
+    fn nonce_seen<'a>(
+        &'a self,
+        signer: &'a NodeId,
+        nonce: &'a Nonce,
+        now: i64,
+    ) -> DbFuture<'a, bool>;
 }

@@ -186,3 +186,104 @@ pub struct AuditEntry {
     /// Whether the actor signed in through dev login.
     pub dev_login: bool,
 }
+
+/// A browser session to store; the cookie value itself is never stored, only its hash.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id_hash: String,
+    pub user_id: i64,
+    /// The session's CSRF token (random, sent in pages, compared on state changes).
+    pub csrf_secret: String,
+    pub dev_login: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A stored browser session with its user's e-mail.
+#[derive(Clone)]
+pub struct SessionRecord {
+    pub user_id: i64,
+    pub email: Email,
+    pub csrf_secret: String,
+    pub dev_login: bool,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("email", &self.email)
+            .field("dev_login", &self.dev_login)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a pending sign-in flow is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// A browser on its way to an OpenID Connect provider and back.
+    Oidc,
+    /// A CLI waiting on a loopback port for an approved code.
+    Cli,
+    /// A CLI polling with a device code while its user types the user code.
+    Device,
+}
+
+impl FlowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oidc => "oidc",
+            Self::Cli => "cli",
+            Self::Device => "device",
+        }
+    }
+}
+
+/// One pending sign-in flow (table `auth_flows`); which fields are set depends on `kind`.
+#[derive(Clone)]
+pub struct AuthFlow {
+    /// The key: the OIDC `state`, or the SHA-256 of a CLI or device code.
+    pub state: String,
+    pub kind: FlowKind,
+    /// OIDC provider name from the hub config.
+    pub provider: Option<String>,
+    /// OIDC: the PKCE verifier the hub sends with the code.
+    pub pkce_verifier: Option<String>,
+    /// CLI: the S256 challenge the CLI's verifier must match.
+    pub code_challenge: Option<String>,
+    pub oidc_nonce: Option<String>,
+    /// Device: the short code the user types at `/device`.
+    pub user_code: Option<String>,
+    /// OIDC: where to go after sign-in (relative, checked before storing).
+    pub return_to: Option<String>,
+    /// CLI and device: who approved.
+    pub user_id: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for AuthFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFlow")
+            .field("kind", &self.kind)
+            .field("provider", &self.provider)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An API token as its owner sees it in a list: never the token or its hash.
+#[derive(Debug, Clone)]
+pub struct TokenSummary {
+    pub id: i64,
+    pub label: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub dev_login: bool,
+}

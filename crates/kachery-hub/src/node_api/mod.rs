@@ -249,5 +249,6 @@ async fn dispatch(state: &AppState, request: VerifiedRequest) -> ApiResult<Respo
                 .into_response()
         }
     };
+    crate::stats::count_node_request(state, &request.body.request).await;
     Ok(response)
 }

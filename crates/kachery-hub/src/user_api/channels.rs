@@ -205,3 +205,37 @@ fn checked_bucket(
     }
     Ok(config)
 }
+
+/// `POST /api/v1/channels/{name}/restore`: the owner undoes a soft delete (SPEC §5.5).
+/// Members get their roles back at their next reconcile.
+pub async fn restore(
+    State(state): State<Arc<AppState>>,
+    user: AuthedUser,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ChannelView>> {
+    let channel = find_channel(&state, &name).await?;
+    if user.email != channel.owner {
+        return Err(ApiError::new(
+            ErrorCode::NotOwner,
+            format!("only the owner of {} may restore it", channel.name),
+        ));
+    }
+    let audit = user
+        .actor()
+        .audit("channel.restore", now_ms(), user.request_id.clone())
+        .channel(channel.id)
+        .target(&channel.name);
+    state
+        .db
+        .restore_channel(channel.id, audit)
+        .await
+        .map_err(|error| match error {
+            crate::db::DbError::NotFound => {
+                ApiError::bad_request(format!("channel {} is not deleted", channel.name))
+            }
+            other => other.into(),
+        })?;
+    tracing::info!(channel = %channel.name, "channel restored");
+    let restored = find_channel(&state, &name).await?;
+    Ok(Json(full_channel_view(&state, &restored).await?))
+}

@@ -142,7 +142,7 @@ pub async fn delete(
 }
 
 /// The channel, if the caller may read its members and grants.
-async fn readable_channel(
+pub async fn readable_channel(
     state: &AppState,
     user: &AuthedUser,
     name: &str,
@@ -161,7 +161,7 @@ async fn readable_channel(
 }
 
 /// The channel, if the caller owns it (admins included only as owners).
-async fn owned_channel(
+pub async fn owned_channel(
     state: &AppState,
     user: &AuthedUser,
     name: &str,

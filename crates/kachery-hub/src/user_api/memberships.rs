@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use kachery_protocol::ChannelName;
 use kachery_protocol::user_api::{JoinChannelRequest, MembershipView, UpdateMembershipRequest};
 
-use super::{membership_view, own_node, parse_path, refuse_deleted};
+use super::{membership_view, own_node, parse_path, passcodes, refuse_deleted};
 use crate::app::AppState;
 use crate::auth::AuthedUser;
 use crate::db::{DbError, NodeRecord};
@@ -40,9 +40,24 @@ pub async fn join(
         .channel(channel.id)
         .target(node.node_id)
         .details(serde_json::json!({ "requestedRoles": request.requested_roles }));
+    let passcode_hashes = request
+        .passcodes
+        .iter()
+        .map(|typed| passcodes::hash_typed(&state, typed))
+        .collect::<ApiResult<Vec<_>>>()?;
+    if !passcode_hashes.is_empty() {
+        passcodes::check_entry_rate(&state, &user)?;
+    }
     match state
         .db
-        .join_channel(&node, &channel, request.requested_roles, now_ms(), audit)
+        .join_channel(
+            &node,
+            &channel,
+            request.requested_roles,
+            &passcode_hashes,
+            now_ms(),
+            audit,
+        )
         .await
     {
         Ok(()) => {}
@@ -107,7 +122,7 @@ pub async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn current_membership(
+pub async fn current_membership(
     state: &AppState,
     node: &NodeRecord,
     channel: &ChannelName,
@@ -119,7 +134,8 @@ async fn current_membership(
         .ok_or_else(|| {
             ApiError::not_found(format!("node {} left {channel}", node.node_id.short()))
         })?;
-    Ok(membership_view(&record))
+    let linked = state.db.linked_passcodes(node, now_ms()).await?;
+    Ok(membership_view(&record, &linked))
 }
 
 fn not_a_member(error: DbError, node: &NodeRecord, channel: &ChannelName) -> ApiError {

@@ -11,10 +11,13 @@
 // memberships per node, dev login 20/min per IP) are not enforced; matters once the hub
 // is shared beyond trusted users.
 
+pub mod admin;
+pub mod channel_test;
 pub mod channels;
 pub mod grants;
 pub mod memberships;
 pub mod nodes;
+pub mod passcodes;
 pub mod secrets;
 
 use std::str::FromStr;
@@ -23,15 +26,18 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use kachery_protocol::api_error::ErrorCode;
+use kachery_protocol::hub_views::LinkedPasscodeView;
+use kachery_protocol::user_api::MissingRoleView;
 use kachery_protocol::user_api::{
     BucketSettings, ChannelView, MeResponse, MembershipView, NodeView, SecretView,
 };
-use kachery_protocol::{ChannelName, NodeId};
+use kachery_protocol::{ChannelName, NodeId, Role};
 
 use crate::app::AppState;
 use crate::auth::AuthedUser;
-use crate::db::{ChannelRecord, MembershipRecord, NodeRecord, SecretRecord};
+use crate::db::{ChannelRecord, LinkedPasscode, MembershipRecord, NodeRecord, SecretRecord};
 use crate::error::{ApiError, ApiResult};
+use crate::time::now_ms;
 
 /// `GET /api/v1/me`.
 pub async fn me(State(state): State<Arc<AppState>>, user: AuthedUser) -> Json<MeResponse> {
@@ -100,7 +106,19 @@ pub fn is_owner_or_admin(user: &AuthedUser, channel: &ChannelRecord) -> bool {
     user.admin || user.email == channel.owner
 }
 
-pub fn membership_view(record: &MembershipRecord) -> MembershipView {
+/// A membership with its role sets side by side, the passcodes entered on it (`linked`
+/// may hold other channels' links too) and why each missing role is missing.
+pub fn membership_view(record: &MembershipRecord, linked: &[LinkedPasscode]) -> MembershipView {
+    let passcodes = linked
+        .iter()
+        .filter(|link| link.channel_id == record.channel.id)
+        .map(|link| LinkedPasscodeView {
+            id: link.passcode_id,
+            hint: link.hint.clone(),
+            roles: link.roles,
+            valid: link.valid,
+        })
+        .collect();
     MembershipView {
         channel: record.channel.name.clone(),
         channel_deleted: record.channel.deleted,
@@ -108,7 +126,30 @@ pub fn membership_view(record: &MembershipRecord) -> MembershipView {
         granted_roles: record.granted,
         passcode_roles: record.passcode,
         effective_roles: record.effective,
+        passcodes,
+        missing_roles: missing_roles(record),
     }
+}
+
+/// Each role outside E with the first reason that keeps it out (SPEC §10.2).
+pub fn missing_roles(record: &MembershipRecord) -> Vec<MissingRoleView> {
+    Role::ALL
+        .into_iter()
+        .filter(|role| !record.effective.contains(*role))
+        .map(|role| {
+            let reason = if record.channel.deleted {
+                "the channel is deleted"
+            } else if !record.requested.contains(role) {
+                "not requested by this node"
+            } else {
+                "requested, but neither granted by the channel owner nor given by a passcode"
+            };
+            MissingRoleView {
+                role,
+                reason: reason.to_owned(),
+            }
+        })
+        .collect()
 }
 
 /// A node record with its memberships; `with_report` adds the last report.
@@ -118,6 +159,7 @@ pub async fn node_view(
     with_report: bool,
 ) -> ApiResult<NodeView> {
     let memberships = state.db.memberships_of(&node).await?;
+    let linked = state.db.linked_passcodes(&node, now_ms()).await?;
     let last_report = match (&node.last_report, with_report) {
         (Some(text), true) => serde_json::from_str(text).ok(),
         _ => None,
@@ -129,7 +171,10 @@ pub async fn node_view(
         created_at: node.created_at,
         last_report_at: node.last_report_at,
         last_report,
-        memberships: memberships.iter().map(membership_view).collect(),
+        memberships: memberships
+            .iter()
+            .map(|record| membership_view(record, &linked))
+            .collect(),
     })
 }
 

@@ -54,6 +54,24 @@ impl TestEnv {
         }
     }
 
+    /// Runs one SQL statement on this environment's hub database, behind the hub's back
+    /// (to age a session, say).
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::{AssertSqlSafe, Connection};
+        let sql = AssertSqlSafe(sql.to_owned());
+        match &self.database {
+            Some(database) => {
+                let mut connection = sqlx::PgConnection::connect(&database.url()).await.unwrap();
+                sqlx::query(sql).execute(&mut connection).await.unwrap();
+            }
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("hub.sqlite").display());
+                let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(sql).execute(&mut connection).await.unwrap();
+            }
+        }
+    }
+
     /// A dev-login hub on this environment.
     pub async fn spawn_hub(&self) -> HubHandle {
         spawn(self.config()).await.expect("the test hub starts")

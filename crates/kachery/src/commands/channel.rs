@@ -12,7 +12,7 @@ use crate::cli::ChannelCommand;
 use crate::commands::{access, channel_bucket};
 use crate::exit::Failure;
 
-fn parse<T, E: std::fmt::Display>(result: Result<T, E>) -> anyhow::Result<T> {
+pub(super) fn parse<T, E: std::fmt::Display>(result: Result<T, E>) -> anyhow::Result<T> {
     result.map_err(|err| Failure::usage(err.to_string()).into())
 }
 
@@ -83,6 +83,7 @@ pub async fn run(command: ChannelCommand) -> anyhow::Result<()> {
                 node_id.short()
             );
         }
+        ChannelCommand::Passcode(command) => super::passcode::run(command).await?,
         ChannelCommand::Members { channel, hub } => {
             let channel = parse(ChannelName::parse(&channel))?;
             let client = access::hub_user_client(&hub)?;

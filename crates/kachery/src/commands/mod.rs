@@ -10,6 +10,7 @@ pub mod files;
 pub mod hub;
 pub mod login;
 pub mod node;
+mod passcode;
 
 mod access;
 mod credentials;

@@ -178,11 +178,22 @@ async fn join(args: NodeJoinArgs) -> anyhow::Result<()> {
     };
     let client = access::hub_user_client(&args.hub)?;
     // Joining again changes the requested roles of the existing membership.
-    let membership = match client.join(&identity.node_id, &channel, roles).await {
-        Err(err) if err.code() == Some(ErrorCode::AlreadyMember) => client
-            .update_membership(&identity.node_id, &channel, roles)
-            .await
-            .with_context(|| format!("failed to change the roles requested on {channel}"))?,
+    let joined = client
+        .join_with_passcodes(&identity.node_id, &channel, roles, args.passcodes.clone())
+        .await;
+    let membership = match joined {
+        Err(err) if err.code() == Some(ErrorCode::AlreadyMember) => {
+            for passcode in &args.passcodes {
+                client
+                    .enter_passcode(&identity.node_id, &channel, passcode)
+                    .await
+                    .with_context(|| format!("failed to enter a passcode on {channel}"))?;
+            }
+            client
+                .update_membership(&identity.node_id, &channel, roles)
+                .await
+                .with_context(|| format!("failed to change the roles requested on {channel}"))?
+        }
         other => other.with_context(|| format!("failed to join channel {channel}"))?,
     };
     println!(

@@ -180,7 +180,8 @@ where
                 .execute(&self.pool)
                 .await
                 .map_err(DbError::Query)?;
-        Ok(DB::rows_affected(&nonces) + DB::rows_affected(&audit))
+        let sign_in = self.purge_sign_in_impl(now).await?;
+        Ok(DB::rows_affected(&nonces) + DB::rows_affected(&audit) + sign_in)
     }
 
     pub(super) async fn append_audit_impl(&self, audit: AuditEntry) -> Result<(), DbError> {

@@ -9,21 +9,40 @@ use crate::db::{
     AuditEntry, ChannelRecord, DbError, GrantRecord, MemberRecord, MembershipRecord, NewChannel,
     NewGrant, NewSecret, NodeRecord, SealSecrets,
 };
+use crate::time::now_ms;
 
 /// E = R ∩ (G ∪ P), empty when the channel is deleted (SPEC §5.2). Nodes are filtered to
 /// live ones by every query that uses this.
-// FIXME: passcode roles (P) are always empty until the passcode tables arrive in phase 2.
 const EFFECTIVE_ROLES: &str = "m.requested_roles AS requested_roles, \
      COALESCE(a.granted_roles, 0) AS granted_roles, \
+     COALESCE(pc.roles, 0) AS passcode_roles, \
      CASE WHEN c.deleted_at IS NULL \
-          THEN m.requested_roles & COALESCE(a.granted_roles, 0) ELSE 0 END AS effective_roles";
+          THEN m.requested_roles & (COALESCE(a.granted_roles, 0) | COALESCE(pc.roles, 0)) \
+          ELSE 0 END AS effective_roles";
 
-/// Joins a node's memberships to their channels and the matching grants.
-const MEMBERSHIP_JOINS: &str = "FROM nodes n \
-     JOIN memberships m ON m.node_row_id = n.id \
-     JOIN channels c ON c.id = m.channel_id \
-     LEFT JOIN authorizations a ON a.channel_id = c.id \
-          AND a.node_id = n.node_id AND a.owner_email = n.owner_email";
+/// Joins a node's memberships to their channels, the matching grants, and P: the union of
+/// the roles of linked passcodes that are unrevoked and unexpired at `$<now_param>`.
+/// Neither database has a portable bitwise-OR aggregate, so P is built bit by bit from
+/// `MAX(roles & bit)`.
+fn membership_joins(now_param: u8) -> String {
+    let union_of_bits = kachery_protocol::Role::ALL
+        .iter()
+        .map(|role| format!("COALESCE(MAX(p.roles & {}), 0)", *role as u8))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    format!(
+        "FROM nodes n \
+         JOIN memberships m ON m.node_row_id = n.id \
+         JOIN channels c ON c.id = m.channel_id \
+         LEFT JOIN authorizations a ON a.channel_id = c.id \
+              AND a.node_id = n.node_id AND a.owner_email = n.owner_email \
+         LEFT JOIN (SELECT mp.membership_id, {union_of_bits} AS roles \
+              FROM membership_passcodes mp JOIN passcodes p ON p.id = mp.passcode_id \
+              WHERE p.revoked_at IS NULL \
+                AND (p.expires_at IS NULL OR p.expires_at > ${now_param}) \
+              GROUP BY mp.membership_id) pc ON pc.membership_id = m.id"
+    )
+}
 
 impl<DB> SqlDb<DB>
 where
@@ -41,7 +60,7 @@ where
             channel: Self::channel_row(row)?,
             requested: Self::roles(row, "requested_roles")?,
             granted: Self::roles(row, "granted_roles")?,
-            passcode: RoleSet::EMPTY,
+            passcode: Self::roles(row, "passcode_roles")?,
             effective: Self::roles(row, "effective_roles")?,
         })
     }
@@ -198,26 +217,35 @@ where
         node: &NodeRecord,
         channel: &ChannelRecord,
         requested: RoleSet,
+        passcode_hashes: &[String],
         now: i64,
         audit: AuditEntry,
     ) -> Result<(), DbError> {
         let mut tx = self.begin_write().await?;
 
         // The channel must still be live at insert time, not just when the handler looked.
-        let result = sqlx::query(
+        let row = sqlx::query(
             "INSERT INTO memberships (node_row_id, channel_id, requested_roles, created_at, \
              updated_at) SELECT $1, c.id, $2, $3, $4 FROM channels c \
-             WHERE c.id = $5 AND c.deleted_at IS NULL",
+             WHERE c.id = $5 AND c.deleted_at IS NULL RETURNING id",
         )
         .bind(node.row_id)
         .bind(requested.bits())
         .bind(now)
         .bind(now)
         .bind(channel.id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(conflict_or_query::<DB>)?;
-        Self::commit_if_changed(tx, &result, &audit).await
+        .map_err(conflict_or_query::<DB>)?
+        .ok_or(DbError::NotFound)?;
+        let membership_id: i64 = Self::column(&row, "id")?;
+
+        // Passcodes given with the join are linked in the same transaction, so a wrong
+        // one leaves no membership behind.
+        for hash in passcode_hashes {
+            Self::link_passcode(&mut tx, membership_id, channel.id, hash, now).await?;
+        }
+        Self::commit_audited(tx, &audit).await
     }
 
     pub(super) async fn update_membership_impl(
@@ -267,11 +295,13 @@ where
         node: &NodeRecord,
     ) -> Result<Vec<MembershipRecord>, DbError> {
         let sql = format!(
-            "SELECT {CHANNEL_COLUMNS}, {EFFECTIVE_ROLES} {MEMBERSHIP_JOINS} \
-             WHERE n.id = $1 AND n.deleted_at IS NULL ORDER BY c.name"
+            "SELECT {CHANNEL_COLUMNS}, {EFFECTIVE_ROLES} {joins} \
+             WHERE n.id = $1 AND n.deleted_at IS NULL ORDER BY c.name",
+            joins = membership_joins(2),
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(node.row_id)
+            .bind(now_ms())
             .fetch_all(&self.pool)
             .await
             .map_err(DbError::Query)?;
@@ -285,13 +315,15 @@ where
         channel: &ChannelName,
     ) -> Result<Option<MembershipRecord>, DbError> {
         let sql = format!(
-            "SELECT {CHANNEL_COLUMNS}, {EFFECTIVE_ROLES} {MEMBERSHIP_JOINS} \
-             WHERE n.node_id = $1 AND n.owner_email = $2 AND n.deleted_at IS NULL AND c.name = $3"
+            "SELECT {CHANNEL_COLUMNS}, {EFFECTIVE_ROLES} {joins} \
+             WHERE n.node_id = $1 AND n.owner_email = $2 AND n.deleted_at IS NULL AND c.name = $3",
+            joins = membership_joins(4),
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(node_id.to_string())
             .bind(owner.as_str())
             .bind(channel.as_str())
+            .bind(now_ms())
             .fetch_optional(&self.pool)
             .await
             .map_err(DbError::Query)?;
@@ -371,11 +403,13 @@ where
     ) -> Result<Vec<MemberRecord>, DbError> {
         let sql = format!(
             "SELECT n.node_id, n.owner_email, n.label, n.last_report_at, {EFFECTIVE_ROLES} \
-             {MEMBERSHIP_JOINS} WHERE c.id = $1 AND n.deleted_at IS NULL \
-             ORDER BY n.owner_email, n.label"
+             {joins} WHERE c.id = $1 AND n.deleted_at IS NULL \
+             ORDER BY n.owner_email, n.label",
+            joins = membership_joins(2),
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(channel_id)
+            .bind(now_ms())
             .fetch_all(&self.pool)
             .await
             .map_err(DbError::Query)?;

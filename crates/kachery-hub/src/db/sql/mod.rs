@@ -25,8 +25,11 @@
 mod accounts;
 mod channels;
 mod nodes;
+mod passcodes;
+mod reports;
 mod rows;
 mod secrets;
+mod sign_in;
 
 use std::future::Future;
 
@@ -38,9 +41,11 @@ use sqlx::{
 };
 
 use crate::db::{
-    AuditEntry, ChannelRecord, ConflictKind, DbError, DbFuture, GrantRecord, HubDb, MemberRecord,
-    MembershipRecord, NewApiToken, NewChannel, NewGrant, NewNode, NewSecret, NodeRecord,
-    ResealCounts, ResealSecret, SealSecrets, SealedSecret, SecretRecord, TokenRecord,
+    AffectedNode, AuditEntry, AuditRecord, AuthFlow, ChannelRecord, ConflictKind, DbError,
+    DbFuture, FlowKind, GrantRecord, HubDb, LinkedPasscode, MemberRecord, MembershipRecord,
+    NewApiToken, NewChannel, NewGrant, NewNode, NewPasscode, NewSecret, NewSession, NodeRecord,
+    PasscodeRecord, ResealCounts, ResealSecret, SealSecrets, SealedSecret, SecretRecord,
+    SessionRecord, TokenRecord, TokenSummary, UserSummary,
 };
 
 /// What differs between the drivers once the SQL is the same.
@@ -144,6 +149,87 @@ where
         Box::pin(self.api_token_impl(token_hash, now))
     }
 
+    fn api_tokens_of<'a>(&'a self, email: &'a Email) -> DbFuture<'a, Vec<TokenSummary>> {
+        Box::pin(self.api_tokens_of_impl(email))
+    }
+
+    fn revoke_api_token<'a>(
+        &'a self,
+        token_id: i64,
+        email: &'a Email,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.revoke_api_token_impl(token_id, email, now, audit))
+    }
+
+    fn insert_session(&self, session: NewSession) -> DbFuture<'_, ()> {
+        Box::pin(self.insert_session_impl(session))
+    }
+
+    fn session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, Option<SessionRecord>> {
+        Box::pin(self.session_impl(id_hash))
+    }
+
+    fn touch_session<'a>(
+        &'a self,
+        id_hash: &'a str,
+        now: i64,
+        expires_at: i64,
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.touch_session_impl(id_hash, now, expires_at))
+    }
+
+    fn delete_session<'a>(&'a self, id_hash: &'a str) -> DbFuture<'a, bool> {
+        Box::pin(self.delete_session_impl(id_hash))
+    }
+
+    fn insert_auth_flow(&self, flow: AuthFlow) -> DbFuture<'_, ()> {
+        Box::pin(self.insert_auth_flow_impl(flow))
+    }
+
+    fn auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>> {
+        Box::pin(self.auth_flow_impl(state, kind, now))
+    }
+
+    fn take_auth_flow<'a>(
+        &'a self,
+        state: &'a str,
+        kind: FlowKind,
+        now: i64,
+    ) -> DbFuture<'a, Option<AuthFlow>> {
+        Box::pin(self.take_auth_flow_impl(state, kind, now))
+    }
+
+    fn approve_device_flow<'a>(
+        &'a self,
+        user_code: &'a str,
+        user_id: i64,
+        approved_via: Option<&'a str>,
+        now: i64,
+    ) -> DbFuture<'a, bool> {
+        Box::pin(self.approve_device_flow_impl(user_code, user_id, approved_via, now))
+    }
+
+    fn user_email(&self, user_id: i64) -> DbFuture<'_, Option<Email>> {
+        Box::pin(self.user_email_impl(user_id))
+    }
+
+    fn sign_in_identity<'a>(
+        &'a self,
+        issuer: &'a str,
+        subject: &'a str,
+        email: &'a Email,
+        now: i64,
+    ) -> DbFuture<'a, i64> {
+        Box::pin(self.sign_in_identity_impl(issuer, subject, email, now))
+    }
+
     fn record_nonce<'a>(
         &'a self,
         signer: &'a NodeId,
@@ -241,10 +327,11 @@ where
         node: &'a NodeRecord,
         channel: &'a ChannelRecord,
         requested: RoleSet,
+        passcode_hashes: &'a [String],
         now: i64,
         audit: AuditEntry,
     ) -> DbFuture<'a, ()> {
-        Box::pin(self.join_channel_impl(node, channel, requested, now, audit))
+        Box::pin(self.join_channel_impl(node, channel, requested, passcode_hashes, now, audit))
     }
 
     fn update_membership<'a>(
@@ -337,5 +424,103 @@ where
         since: i64,
     ) -> DbFuture<'a, Vec<String>> {
         Box::pin(self.uploaders_of_impl(channel_id, key, since))
+    }
+
+    fn create_passcode(
+        &self,
+        passcode: NewPasscode,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, PasscodeRecord> {
+        Box::pin(self.create_passcode_impl(passcode, audit))
+    }
+
+    fn passcodes_of(&self, channel_id: i64) -> DbFuture<'_, Vec<PasscodeRecord>> {
+        Box::pin(self.passcodes_of_impl(channel_id))
+    }
+
+    fn revoke_passcode(
+        &self,
+        channel_id: i64,
+        passcode_id: i64,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'_, Vec<AffectedNode>> {
+        Box::pin(self.revoke_passcode_impl(channel_id, passcode_id, now, audit))
+    }
+
+    fn enter_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        hash: &'a str,
+        now: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, LinkedPasscode> {
+        Box::pin(self.enter_passcode_impl(node, channel, hash, now, audit))
+    }
+
+    fn unlink_passcode<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        channel: &'a ChannelRecord,
+        passcode_id: i64,
+        audit: AuditEntry,
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.unlink_passcode_impl(node, channel, passcode_id, audit))
+    }
+
+    fn linked_passcodes<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        now: i64,
+    ) -> DbFuture<'a, Vec<LinkedPasscode>> {
+        Box::pin(self.linked_passcodes_impl(node, now))
+    }
+
+    fn bump_counters<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+        counters: &'a [(&'a str, i64)],
+    ) -> DbFuture<'a, ()> {
+        Box::pin(self.bump_counters_impl(scope_kind, scope, counters))
+    }
+
+    fn counters_of<'a>(
+        &'a self,
+        scope_kind: &'a str,
+        scope: &'a str,
+    ) -> DbFuture<'a, Vec<(String, i64)>> {
+        Box::pin(self.counters_of_impl(scope_kind, scope))
+    }
+
+    fn audit_of(
+        &self,
+        channel_id: i64,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> DbFuture<'_, Vec<AuditRecord>> {
+        Box::pin(self.audit_of_impl(channel_id, before_id, limit))
+    }
+
+    fn all_channels(&self, include_deleted: bool) -> DbFuture<'_, Vec<ChannelRecord>> {
+        Box::pin(self.all_channels_impl(include_deleted))
+    }
+
+    fn users(&self) -> DbFuture<'_, Vec<UserSummary>> {
+        Box::pin(self.users_impl())
+    }
+
+    fn restore_channel(&self, channel_id: i64, audit: AuditEntry) -> DbFuture<'_, ()> {
+        Box::pin(self.restore_channel_impl(channel_id, audit))
+    }
+
+    fn nonce_seen<'a>(
+        &'a self,
+        signer: &'a NodeId,
+        nonce: &'a Nonce,
+        now: i64,
+    ) -> DbFuture<'a, bool> {
+        Box::pin(self.nonce_seen_impl(signer, nonce, now))
     }
 }
