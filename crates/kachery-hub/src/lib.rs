@@ -35,7 +35,7 @@ mod user_api;
 pub mod vault;
 mod web_auth;
 
-pub use config::{ConfigError, HubConfig};
+pub use config::{ConfigError, HubConfig, OidcProviderConfig};
 pub use keys::MasterKeyError;
 pub use rotation::{RotateKeyError, RotationReport, read_key_file, rotate_master_key};
 pub use server::{HubHandle, ServeError, StartError, spawn};

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod memberships;
 pub mod nodes;
 pub mod secrets;
+pub mod tokens;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -33,6 +33,9 @@ mod common;
 mod database;
 mod lifecycle;
 mod node_api;
+mod oidc;
+#[path = "../oidc/provider.rs"]
+mod oidc_provider;
 mod registration;
 mod replicas;
 mod roles;
