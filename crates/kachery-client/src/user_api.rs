@@ -14,6 +14,7 @@ use kachery_protocol::user_api::{
     GrantRequest, JoinChannelRequest, ListResponse, MeResponse, MemberView, MembershipView,
     NodeView, RegisterNodeRequest, UpdateMembershipRequest,
 };
+use kachery_protocol::cli_login::{CliTokenRequest, DeviceCodeResponse, TokenView};
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet, SignedEnvelope};
 use reqwest::Method;
 use serde::Serialize;
@@ -68,6 +69,34 @@ impl HubUserClient {
         let request = self.http.post(url.clone()).json(&body);
         let response = http::send(request, &url).await?;
         http::read_json(response, &url).await
+    }
+
+    /// Redeems an approved loopback code, or polls a device code, for an API token
+    /// (`kachery login`, SPEC §9.3). A device code not approved yet is the error
+    /// `authorization_pending`.
+    pub async fn cli_token(&self, request: &CliTokenRequest) -> Result<ApiTokenResponse, ApiError> {
+        let url = self.url(&["cli", "token"]);
+        let response = http::send(self.http.post(url.clone()).json(request), &url).await?;
+        http::read_json(response, &url).await
+    }
+
+    /// Starts a device login: a device code to poll with and a user code to show.
+    pub async fn start_device_login(&self) -> Result<DeviceCodeResponse, ApiError> {
+        let url = self.url(&["cli", "device"]);
+        let response = http::send(self.http.post(url.clone()), &url).await?;
+        http::read_json(response, &url).await
+    }
+
+    /// The signed-in user's API tokens (never the tokens themselves).
+    pub async fn api_tokens(&self) -> Result<ListResponse<TokenView>, ApiError> {
+        self.json(Method::GET, &["tokens"], None::<&()>).await
+    }
+
+    /// Revokes one of the signed-in user's API tokens.
+    pub async fn revoke_api_token(&self, token_id: i64) -> Result<(), ApiError> {
+        let token_id = token_id.to_string();
+        self.no_content(Method::DELETE, &["tokens", &token_id], None::<&()>)
+            .await
     }
 
     /// The signed-in user: e-mail, admin flag and whether the hub runs dev login.

@@ -75,6 +75,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     let user_api = Router::new()
         .route("/api/v1/me", get(user_api::me))
         .route("/api/v1/dev/token", post(auth::dev_token))
+        .route("/api/v1/tokens", get(user_api::tokens::list))
+        .route(
+            "/api/v1/tokens/{token_id}",
+            axum::routing::delete(user_api::tokens::revoke),
+        )
         .route(
             "/api/v1/nodes",
             get(user_api::nodes::list).post(user_api::nodes::register),

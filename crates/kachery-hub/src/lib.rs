@@ -41,7 +41,7 @@ pub mod vault;
 mod web;
 mod web_auth;
 
-pub use config::{ConfigError, HubConfig};
+pub use config::{ConfigError, HubConfig, OidcProviderConfig};
 pub use keys::MasterKeyError;
 pub use rotation::{RotateKeyError, RotationReport, read_key_file, rotate_master_key};
 pub use server::{HubHandle, ServeError, StartError, spawn};

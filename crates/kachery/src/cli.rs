@@ -325,9 +325,17 @@ pub struct LoginArgs {
     #[arg(long, env = "KACHERY_HUB_URL")]
     pub hub: String,
 
+    /// Sign in on another device: show a code to enter at <hub>/device
+    #[arg(long)]
+    pub device: bool,
+
+    /// Print the sign-in address without trying to open a browser
+    #[arg(long)]
+    pub no_browser: bool,
+
     /// On a dev-login hub: get a token for this e-mail without a provider
     #[arg(long)]
-    pub dev_email: String,
+    pub dev_email: Option<String>,
 }
 
 #[derive(Debug, Args)]

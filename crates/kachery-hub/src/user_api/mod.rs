@@ -19,6 +19,7 @@ pub mod memberships;
 pub mod nodes;
 pub mod passcodes;
 pub mod secrets;
+pub mod tokens;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -35,6 +35,9 @@ mod lifecycle;
 mod node_api;
 mod pubsub_backends;
 mod passcodes;
+mod oidc;
+#[path = "../oidc/provider.rs"]
+mod oidc_provider;
 mod registration;
 mod replicas;
 mod reports;

@@ -127,17 +127,24 @@ pub fn start_hub(dir: &Path) -> Hub {
 }
 
 pub fn start_hub_at(dir: &Path, bind: &str) -> Hub {
-    start_hub_with_env(dir, bind, &[])
+    start_hub_with(dir, &["--dev-login", "--bind", bind], &[])
 }
 
 /// Like [`start_hub_at`] with extra environment, e.g. `KACHERY_HUB_*` settings.
 pub fn start_hub_with_env(dir: &Path, bind: &str, env: &[(&str, &str)]) -> Hub {
+    start_hub_with(dir, &["--dev-login", "--bind", bind], env)
+}
+
+/// Starts `kachery hub serve ARGS --data-dir <dir>/hub` with extra environment variables.
+pub fn start_hub_with(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Hub {
     let data_dir = dir.join("hub");
     let log = dir.join(format!("hub-{}.log", std::process::id()));
     let mut child = Command::new(BIN)
-        .args(["hub", "serve", "--dev-login", "--bind", bind, "--data-dir"])
+        .args(["hub", "serve"])
+        .args(args)
+        .arg("--data-dir")
         .arg(&data_dir)
-        .envs(env.iter().copied())
+        .envs(envs.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
