@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod demo;
+pub mod feed;
 mod demo_nodes;
 pub mod files;
 pub mod hub;
