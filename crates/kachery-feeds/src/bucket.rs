@@ -7,10 +7,10 @@
 //! caller verifies signatures and chain before keeping anything.
 
 use kachery_exchange::{Network, NetworkError};
+use kachery_protocol::ChannelName;
 use kachery_protocol::bucket_key::BucketKey;
 use kachery_protocol::feed::SignedFeedObject;
 use kachery_protocol::node_api::{PresignedRequest, UploadItem};
-use kachery_protocol::ChannelName;
 use reqwest::StatusCode;
 
 use crate::log::SubfeedId;

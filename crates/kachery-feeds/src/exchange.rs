@@ -212,7 +212,12 @@ impl FeedExchange {
     }
 
     /// Takes one feed message a channel link accepted. Never blocks: work is spawned.
-    pub fn on_message(self: &Arc<Self>, channel: &ChannelName, from: NodeId, message: PubsubMessage) {
+    pub fn on_message(
+        self: &Arc<Self>,
+        channel: &ChannelName,
+        from: NodeId,
+        message: PubsubMessage,
+    ) {
         if from == self.node_id {
             return;
         }
@@ -226,7 +231,9 @@ impl FeedExchange {
             } => {
                 let id = (feed_id, subfeed_hash);
                 let span = tracing::debug_span!("serve_subfeed", feed = %feed_id.short(), %channel);
-                tokio::spawn(async move { exchange.serve(&channel, &id, position).await }.instrument(span));
+                tokio::spawn(
+                    async move { exchange.serve(&channel, &id, position).await }.instrument(span),
+                );
             }
             PubsubMessage::NewSubfeedMessages {
                 feed_id,
@@ -267,7 +274,13 @@ impl FeedExchange {
     }
 
     /// Verifies and keeps pushed messages; a gap sends the node to the bucket.
-    fn receive(self: &Arc<Self>, channel: &ChannelName, id: &SubfeedId, messages: &[SignedFeedObject], source: String) {
+    fn receive(
+        self: &Arc<Self>,
+        channel: &ChannelName,
+        id: &SubfeedId,
+        messages: &[SignedFeedObject],
+        source: String,
+    ) {
         let (n_new, rejected) = match self.log.append_received(id, messages) {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -355,7 +368,9 @@ impl FeedExchange {
             let round_started = Instant::now();
             let (channels, poke) = {
                 let watches = self.watches.lock().expect("watch lock");
-                let Some(entry) = watches.get(&id) else { return };
+                let Some(entry) = watches.get(&id) else {
+                    return;
+                };
                 (entry.channels.clone(), Arc::clone(&entry.poke))
             };
             let position = self.log.count(&id).unwrap_or(0);
@@ -392,11 +407,10 @@ impl FeedExchange {
     /// Answers a subscription with what this node holds beyond `position`: inline when
     /// it is a few messages, else through the bucket.
     async fn serve(self: &Arc<Self>, channel: &ChannelName, id: &SubfeedId, position: u64) {
-        let may_provide = self
-            .network
-            .channels()
-            .iter()
-            .any(|view| &view.channel == channel && view.effective.contains(Role::ProvideFeeds));
+        let may_provide =
+            self.network.channels().iter().any(|view| {
+                &view.channel == channel && view.effective.contains(Role::ProvideFeeds)
+            });
         let count = self.log.count(id).unwrap_or(0);
         if !may_provide || count <= position {
             return;
@@ -423,7 +437,8 @@ impl FeedExchange {
                 return false;
             }
             if batch_bytes + size > INLINE_BUDGET_BYTES {
-                self.publish_messages(channel, id, std::mem::take(&mut batch)).await;
+                self.publish_messages(channel, id, std::mem::take(&mut batch))
+                    .await;
                 batch_bytes = 0;
             }
             batch_bytes += size + 1;
@@ -433,7 +448,12 @@ impl FeedExchange {
         true
     }
 
-    async fn publish_messages(&self, channel: &ChannelName, id: &SubfeedId, messages: Vec<SignedFeedObject>) {
+    async fn publish_messages(
+        &self,
+        channel: &ChannelName,
+        id: &SubfeedId,
+        messages: Vec<SignedFeedObject>,
+    ) {
         if messages.is_empty() {
             return;
         }
@@ -490,8 +510,12 @@ impl FeedExchange {
         }
 
         for (start, end) in feed::segment_ranges(uploaded, tip.count) {
-            let Ok(messages) = self.log.signed(id, start, end) else { return };
-            let sent = bucket::upload_segment(&self.http, &*self.network, channel, id, start, &messages).await;
+            let Ok(messages) = self.log.signed(id, start, end) else {
+                return;
+            };
+            let sent =
+                bucket::upload_segment(&self.http, &*self.network, channel, id, start, &messages)
+                    .await;
             if let Err(error) = sent {
                 tracing::warn!(%channel, start, end, error = %error_chain(&error), "segment upload failed");
                 return;
@@ -535,12 +559,22 @@ impl FeedExchange {
             None => {
                 let key = BucketKey::feed_head(channel, &id.0, &id.1);
                 let source = format!("bucket {key}");
-                let head = bucket::download_json::<SignedFeedObject>(&self.http, &*self.network, channel, key, "signed head").await;
+                let head = bucket::download_json::<SignedFeedObject>(
+                    &self.http,
+                    &*self.network,
+                    channel,
+                    key,
+                    "signed head",
+                )
+                .await;
                 match head {
                     Ok(Some(head)) => match feed::verify_head(&id.0, &id.1, &head) {
                         Ok(head) => head.message_count,
                         Err(reason) => {
-                            let rejected = Rejected { message_number: None, reason };
+                            let rejected = Rejected {
+                                message_number: None,
+                                reason,
+                            };
                             self.report(id, &source, vec![rejected]);
                             return;
                         }
@@ -558,7 +592,14 @@ impl FeedExchange {
         for (start, end) in feed::segment_ranges(held, target) {
             let key = BucketKey::feed_segment(channel, &id.0, &id.1, start, end);
             let source = format!("bucket {key}");
-            let segment = bucket::download_json::<Vec<SignedFeedObject>>(&self.http, &*self.network, channel, key, "array of signed messages").await;
+            let segment = bucket::download_json::<Vec<SignedFeedObject>>(
+                &self.http,
+                &*self.network,
+                channel,
+                key,
+                "array of signed messages",
+            )
+            .await;
             let objects = match segment {
                 Ok(Some(objects)) => objects,
                 Ok(None) => return,

@@ -83,7 +83,10 @@ impl FeedKeys {
 
     /// The feed named `name` (made if new), or a new unnamed feed; `true` when created now.
     pub fn create(&self, name: Option<&str>) -> Result<(NodeId, bool), FeedKeyError> {
-        let _guard = self.create_lock.lock().expect("feed key lock is not poisoned");
+        let _guard = self
+            .create_lock
+            .lock()
+            .expect("feed key lock is not poisoned");
         let mut names = self.names()?;
         if let Some(feed_id) = name.and_then(|name| names.get(name)) {
             return Ok((*feed_id, false));
@@ -179,7 +182,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FeedKeyError> {
         .mode(0o600)
         .open(&temp_path)
         .map_err(io_error("create", &temp_path))?;
-    file.write_all(bytes).map_err(io_error("write", &temp_path))?;
+    file.write_all(bytes)
+        .map_err(io_error("write", &temp_path))?;
     file.sync_all().map_err(io_error("sync", &temp_path))?;
     drop(file);
     fs::rename(&temp_path, path).map_err(io_error("rename", path))
@@ -205,8 +209,9 @@ mod tests {
         let reopened = FeedKeys::open(dir.path().join("feeds")).unwrap();
         assert!(reopened.owns(&feed_id));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let loose = FeedKeys::open(dir.path().join("feeds")).unwrap();
         assert!(matches!(
-            reopened.signing_key(&feed_id),
+            loose.signing_key(&feed_id),
             Err(FeedKeyError::LoosePermissions { .. })
         ));
     }

@@ -117,7 +117,12 @@ impl FeedLog {
     }
 
     /// The signed messages `from..to` (clamped to what is held), for pushing and uploads.
-    pub fn signed(&self, id: &SubfeedId, from: u64, to: u64) -> Result<Vec<SignedFeedObject>, LogError> {
+    pub fn signed(
+        &self,
+        id: &SubfeedId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<SignedFeedObject>, LogError> {
         let subfeed = self.subfeed(id)?;
         let subfeed = subfeed.lock().expect("subfeed lock");
         let start = usize::try_from(from).unwrap_or(usize::MAX);
@@ -250,7 +255,9 @@ impl Subfeed {
             };
             let parsed: Option<SignedFeedObject> = serde_json::from_str(&line).ok();
             let verified = parsed.as_ref().and_then(|object| {
-                feed::verify_next(&subfeed.tip, object, |_| None).ok().flatten()
+                feed::verify_next(&subfeed.tip, object, |_| None)
+                    .ok()
+                    .flatten()
             });
             let (Some(object), Some(body)) = (parsed, verified) else {
                 clean = false;
@@ -348,7 +355,10 @@ mod tests {
             .unwrap();
         assert_eq!(count, 3);
 
-        let path = dir.path().join(id.0.to_string()).join(format!("{}.jsonl", id.1));
+        let path = dir
+            .path()
+            .join(id.0.to_string())
+            .join(format!("{}.jsonl", id.1));
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"body\":{\"kind\":\"mess").unwrap();
 

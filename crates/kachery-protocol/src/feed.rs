@@ -235,11 +235,10 @@ pub fn verify_next(
     object: &SignedFeedObject,
     held_signature: impl Fn(u64) -> Option<String>,
 ) -> Result<Option<MessageBody>, FeedRejection> {
-    let body: MessageBody = serde_json::from_value(object.body.clone()).map_err(|_| {
-        FeedRejection::Shape {
+    let body: MessageBody =
+        serde_json::from_value(object.body.clone()).map_err(|_| FeedRejection::Shape {
             expected: "message",
-        }
-    })?;
+        })?;
     if body.kind != "message" {
         return Err(FeedRejection::Shape {
             expected: "message",
@@ -288,10 +287,8 @@ pub fn verify_head(
     subfeed_hash: &Sha1Hash,
     object: &SignedFeedObject,
 ) -> Result<HeadBody, FeedRejection> {
-    let body: HeadBody =
-        serde_json::from_value(object.body.clone()).map_err(|_| FeedRejection::Shape {
-            expected: "head",
-        })?;
+    let body: HeadBody = serde_json::from_value(object.body.clone())
+        .map_err(|_| FeedRejection::Shape { expected: "head" })?;
     if body.kind != "head" {
         return Err(FeedRejection::Shape { expected: "head" });
     }
@@ -358,7 +355,9 @@ mod tests {
         let messages = chain(3);
         for (idx, message) in messages.iter().enumerate() {
             let tip = tip_of(&messages[..idx]);
-            let body = verify_next(&tip, message, held(&messages)).unwrap().unwrap();
+            let body = verify_next(&tip, message, held(&messages))
+                .unwrap()
+                .unwrap();
             assert_eq!(body.message_number, idx as u64);
         }
         assert_eq!(messages[0].body.get("previousSignature"), None);
@@ -382,8 +381,15 @@ mod tests {
 
         let hash = subfeed_hash("main").unwrap();
         let other = json!({"n": "other"});
-        let fork =
-            sign_message(&key(), hash, 1, Some(messages[0].signature.clone()), 1, &other).unwrap();
+        let fork = sign_message(
+            &key(),
+            hash,
+            1,
+            Some(messages[0].signature.clone()),
+            1,
+            &other,
+        )
+        .unwrap();
         let rejected = verify_next(&tip, &fork, held(&messages));
         assert_eq!(rejected.unwrap_err(), FeedRejection::Fork { number: 1 });
 
@@ -393,16 +399,25 @@ mod tests {
         assert_eq!(rejected.unwrap_err(), FeedRejection::BadSignature);
 
         let stranger = SigningKey::from_bytes(&[6; 32]);
-        let mut impostor =
-            sign_message(&stranger, hash, 2, Some(messages[1].signature.clone()), 1, &other)
-                .unwrap();
+        let mut impostor = sign_message(
+            &stranger,
+            hash,
+            2,
+            Some(messages[1].signature.clone()),
+            1,
+            &other,
+        )
+        .unwrap();
         impostor.body["feedId"] = json!(tip.feed_id.to_string());
         let rejected = verify_next(&tip, &impostor, held(&messages));
         assert_eq!(rejected.unwrap_err(), FeedRejection::BadSignature);
 
         let unchained = sign_message(&key(), hash, 2, None, 1, &other).unwrap();
         let rejected = verify_next(&tip, &unchained, held(&messages));
-        assert_eq!(rejected.unwrap_err(), FeedRejection::BrokenChain { number: 2 });
+        assert_eq!(
+            rejected.unwrap_err(),
+            FeedRejection::BrokenChain { number: 2 }
+        );
     }
 
     #[test]
@@ -420,7 +435,10 @@ mod tests {
         let hash = subfeed_hash("main").unwrap();
         let head = sign_head(&key(), hash, 2, messages[1].signature.clone(), 5);
         let feed_id = signing::node_id_of(&key());
-        assert_eq!(verify_head(&feed_id, &hash, &head).unwrap().message_count, 2);
+        assert_eq!(
+            verify_head(&feed_id, &hash, &head).unwrap().message_count,
+            2
+        );
         assert!(verify_next(&tip_of(&messages), &head, held(&messages)).is_err());
         assert!(verify_head(&feed_id, &hash, &messages[0]).is_err());
     }
@@ -429,7 +447,10 @@ mod tests {
     fn payload_limits() {
         assert_eq!(check_payload(&json!([1])), Err(FeedError::NotAnObject));
         let big = json!({"x": "a".repeat(MAX_MESSAGE_BYTES)});
-        assert!(matches!(check_payload(&big), Err(FeedError::TooLarge { .. })));
+        assert!(matches!(
+            check_payload(&big),
+            Err(FeedError::TooLarge { .. })
+        ));
     }
 
     #[test]

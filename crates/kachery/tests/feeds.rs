@@ -98,7 +98,11 @@ fn keys_of(net: &Network, uri: &str) -> (NodeId, ChannelName, kachery_protocol::
     let (feed, subfeed) = uri.rsplit_once('/').expect("a subfeed URI");
     let feed_id = NodeId::parse(feed.trim_start_matches("feed://")).expect("a feed id");
     let channel = ChannelName::parse(&net.channel).expect("a channel name");
-    (feed_id, channel, subfeed_hash(subfeed).expect("a subfeed name"))
+    (
+        feed_id,
+        channel,
+        subfeed_hash(subfeed).expect("a subfeed name"),
+    )
 }
 
 /// Waits until the bucket's head of `uri` says `count` messages.
@@ -170,7 +174,12 @@ fn a_replica_serves_while_the_owner_is_offline() {
     // The owner goes away and the bucket loses its copy: only B can serve now.
     wait_for_bucket_head(&net, &uri, 3);
     net.a.process.kill();
-    let feeds_dir = net.hub.data_dir.join("bucket/objects").join(&net.channel).join("feeds");
+    let feeds_dir = net
+        .hub
+        .data_dir
+        .join("bucket/objects")
+        .join(&net.channel)
+        .join("feeds");
     std::fs::remove_dir_all(feeds_dir).unwrap();
 
     let carol = add_node(&net, "c", "carol@example.org", READER_ROLES);
@@ -208,25 +217,45 @@ fn forged_and_forked_messages_are_rejected_and_never_stored() {
     // A provider uploads a segment whose third message is signed by someone else.
     let stranger = SigningKey::from_bytes(&[42; 32]);
     let previous = Some(genuine[1].signature.clone());
-    let mut forged = sign_message(&stranger, hash, 2, previous, 1, &json!({"n": "forged"})).unwrap();
+    let mut forged =
+        sign_message(&stranger, hash, 2, previous, 1, &json!({"n": "forged"})).unwrap();
     forged.body["feedId"] = json!(feed_id.to_string());
     let segment = vec![genuine[0].clone(), genuine[1].clone(), forged.clone()];
-    write_object(&net, &BucketKey::feed_segment(&channel, &feed_id, &hash, 0, 3), &segment);
+    write_object(
+        &net,
+        &BucketKey::feed_segment(&channel, &feed_id, &hash, 0, 3),
+        &segment,
+    );
     let head = sign_head(&key, hash, 3, forged.signature.clone(), 1);
-    write_object(&net, &BucketKey::feed_head(&channel, &feed_id, &hash), &head);
+    write_object(
+        &net,
+        &BucketKey::feed_head(&channel, &feed_id, &hash),
+        &head,
+    );
 
     let (messages, stderr) = read_all(&net.b, &uri);
     assert_eq!(messages, numbered(2));
-    assert!(stderr.contains("rejected message 2 (bad_signature)"), "{stderr}");
+    assert!(
+        stderr.contains("rejected message 2 (bad_signature)"),
+        "{stderr}"
+    );
 
     // The key holder signs a second message 1: a fork of what B holds.
     let previous = Some(genuine[0].signature.clone());
     let fork = sign_message(&key, hash, 1, previous, 1, &json!({"n": "fork"})).unwrap();
     let next = sign_message(&key, hash, 2, Some(fork.signature.clone()), 1, &json!({})).unwrap();
     let segment = vec![genuine[0].clone(), fork, next.clone()];
-    write_object(&net, &BucketKey::feed_segment(&channel, &feed_id, &hash, 0, 3), &segment);
+    write_object(
+        &net,
+        &BucketKey::feed_segment(&channel, &feed_id, &hash, 0, 3),
+        &segment,
+    );
     let head = sign_head(&key, hash, 3, next.signature.clone(), 2);
-    write_object(&net, &BucketKey::feed_head(&channel, &feed_id, &hash), &head);
+    write_object(
+        &net,
+        &BucketKey::feed_head(&channel, &feed_id, &hash),
+        &head,
+    );
 
     let (messages, stderr) = read_all(&net.b, &uri);
     assert_eq!(messages, numbered(2));

@@ -19,13 +19,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-pub use self::types::{
-    ChannelStatus, LoadErrorCode, LoadEvent, LoadRequest, NodeStatus, StoreRequest, StoreResponse,
-    StoreUsage, TransferDirection, TransferStatus, TransfersResponse,
-};
 pub use self::feeds::{
     AppendRequest, AppendResponse, CreateFeedRequest, CreateFeedResponse, FeedMessage, ReadQuery,
     ReadResponse, Rejection,
+};
+pub use self::types::{
+    ChannelStatus, LoadErrorCode, LoadEvent, LoadRequest, NodeStatus, StoreRequest, StoreResponse,
+    StoreUsage, TransferDirection, TransferStatus, TransfersResponse,
 };
 use crate::error::ApiError;
 use crate::http::{self, Peer};

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use kachery_client::local_api::feeds::{
-    AppendRequest, AppendResponse, CreateFeedRequest, CreateFeedResponse, FeedMessage,
-    MAX_WAIT_MS, ReadQuery, ReadResponse, Rejection,
+    AppendRequest, AppendResponse, CreateFeedRequest, CreateFeedResponse, FeedMessage, MAX_WAIT_MS,
+    ReadQuery, ReadResponse, Rejection,
 };
 use kachery_feeds::{FeedOpError, ReadRequest};
 use kachery_protocol::NodeId;
@@ -60,7 +60,10 @@ pub(crate) async fn read(
     Query(query): Query<ReadQuery>,
 ) -> Result<Json<ReadResponse>, ApiFailure> {
     let feed_id = parse_feed_id(&feed_id)?;
-    let max = query.max.unwrap_or(MAX_READ_MESSAGES).min(MAX_READ_MESSAGES);
+    let max = query
+        .max
+        .unwrap_or(MAX_READ_MESSAGES)
+        .min(MAX_READ_MESSAGES);
     let request = ReadRequest {
         feed_id,
         subfeed,
@@ -120,9 +123,11 @@ fn parse_feed_id(text: &str) -> Result<NodeId, ApiFailure> {
 
 fn failure(error: FeedOpError) -> ApiFailure {
     match error {
-        FeedOpError::NotOwner(_) => {
-            ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::NotOwner, error.to_string())
-        }
+        FeedOpError::NotOwner(_) => ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NotOwner,
+            error.to_string(),
+        ),
         FeedOpError::Invalid(_) => ApiFailure::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::ValidationFailed,

@@ -18,20 +18,24 @@ use crate::exit::Failure;
 #[derive(Debug, Subcommand)]
 pub enum FeedCommand {
     /// Create a feed owned by this node and print its feed:// URI
-    #[command(long_about = "Create a feed owned by this node and print its feed:// URI.\n\n\
+    #[command(
+        long_about = "Create a feed owned by this node and print its feed:// URI.\n\n\
         The feed's private key stays in the node directory (feeds/<feedId>.pem, 0600); only \
-        this node can append. With --name, running it again prints the same feed.")]
+        this node can append. With --name, running it again prints the same feed."
+    )]
     Create(FeedCreateArgs),
 
     /// Sign and append JSON objects to a subfeed of a feed this node owns
     Append(FeedAppendArgs),
 
     /// Print a subfeed's messages, one JSON object per line
-    #[command(long_about = "Print a subfeed's messages, one JSON object per line.\n\n\
+    #[command(
+        long_about = "Print a subfeed's messages, one JSON object per line.\n\n\
         Messages of other nodes' feeds are fetched through the node's channels (from the \
         owner, any node holding a verified copy, or the bucket) and verified before they \
         are kept. Without --follow, stops once --wait-ms pass without news. Refused \
-        messages (gap, fork, bad signature) are reported on stderr.")]
+        messages (gap, fork, bad signature) are reported on stderr."
+    )]
     Read(FeedReadArgs),
 
     /// Follow several subfeeds at once, one JSON line per message naming its subfeed
@@ -102,15 +106,20 @@ pub async fn run(command: FeedCommand) -> anyhow::Result<()> {
 }
 
 fn daemon() -> anyhow::Result<LocalClient> {
-    access::local_daemon()?
-        .ok_or_else(|| Failure::unavailable("the node daemon is not running; start it with `kachery node start`").into())
+    access::local_daemon()?.ok_or_else(|| {
+        Failure::unavailable("the node daemon is not running; start it with `kachery node start`")
+            .into()
+    })
 }
 
 async fn append(daemon: &LocalClient, args: FeedAppendArgs) -> anyhow::Result<()> {
     let feed_id = match KacheryUri::parse(&args.feed) {
         Ok(KacheryUri::Feed(uri)) => uri.feed_id,
         _ => NodeId::parse(&args.feed).map_err(|_| {
-            Failure::usage(format!("{:?} is neither a feed id nor a feed:// URI", args.feed))
+            Failure::usage(format!(
+                "{:?} is neither a feed id nor a feed:// URI",
+                args.feed
+            ))
         })?,
     };
     let mut messages = Vec::with_capacity(args.messages.len());
@@ -137,7 +146,10 @@ fn subfeed_uri(text: &str) -> anyhow::Result<(NodeId, String)> {
             feed_id,
             subfeed: Some(subfeed),
         })) => Ok((feed_id, subfeed)),
-        Ok(_) => Err(Failure::usage(format!("{text:?} names no subfeed: expected feed://<feedId>/<subfeed>")).into()),
+        Ok(_) => Err(Failure::usage(format!(
+            "{text:?} names no subfeed: expected feed://<feedId>/<subfeed>"
+        ))
+        .into()),
         Err(err) => Err(Failure::usage(err.to_string()).into()),
     }
 }
@@ -145,10 +157,16 @@ fn subfeed_uri(text: &str) -> anyhow::Result<(NodeId, String)> {
 async fn read(daemon: &LocalClient, args: FeedReadArgs) -> anyhow::Result<()> {
     let (feed_id, subfeed) = subfeed_uri(&args.uri)?;
     let channel = match &args.channel {
-        Some(name) => Some(ChannelName::parse(name).map_err(|err| Failure::usage(err.to_string()))?),
+        Some(name) => {
+            Some(ChannelName::parse(name).map_err(|err| Failure::usage(err.to_string()))?)
+        }
         None => None,
     };
-    let wait_ms = if args.follow { MAX_WAIT_MS } else { args.wait_ms.min(MAX_WAIT_MS) };
+    let wait_ms = if args.follow {
+        MAX_WAIT_MS
+    } else {
+        args.wait_ms.min(MAX_WAIT_MS)
+    };
     let mut query = ReadQuery {
         position: args.position,
         max: None,
@@ -195,7 +213,9 @@ async fn watch(daemon: &LocalClient, args: FeedWatchArgs) -> anyhow::Result<()> 
             };
             let mut reported = HashSet::new();
             loop {
-                let response = daemon.read_feed_messages(&feed_id, &subfeed, &query).await?;
+                let response = daemon
+                    .read_feed_messages(&feed_id, &subfeed, &query)
+                    .await?;
                 report_rejections(&response, &mut reported);
                 for message in &response.messages {
                     let line = serde_json::json!({
@@ -228,7 +248,11 @@ fn print_line(line: &str) -> anyhow::Result<()> {
 /// Prints each refusal once on stderr; they never stop the read.
 fn report_rejections(response: &ReadResponse, reported: &mut HashSet<(i64, Option<u64>, String)>) {
     for rejection in &response.rejections {
-        let key = (rejection.at, rejection.message_number, rejection.code.clone());
+        let key = (
+            rejection.at,
+            rejection.message_number,
+            rejection.code.clone(),
+        );
         if reported.insert(key) {
             let number = rejection
                 .message_number

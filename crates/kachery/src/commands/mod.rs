@@ -3,8 +3,8 @@
 
 pub mod channel;
 pub mod demo;
-pub mod feed;
 mod demo_nodes;
+pub mod feed;
 pub mod files;
 pub mod hub;
 pub mod login;
