@@ -166,7 +166,8 @@ impl FileExchange {
                     status,
                 });
             }
-            PubsubMessage::Probe { .. } => {}
+            // Feed and other messages are for the other exchanges; the link routes them.
+            _ => {}
         }
     }
 

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kachery_client::NodeApiClient;
-use kachery_exchange::{ExchangeOptions, FileExchange};
+use kachery_exchange::{ExchangeOptions, FileExchange, Network};
+use kachery_feeds::{FeedExchange, FeedKeyError, FeedOptions};
 use kachery_protocol::NodeId;
 use kachery_store::{OpenError, Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -52,6 +53,8 @@ pub struct DaemonOptions {
     /// Timers of the file exchange; `parallel_chunks` and `max_concurrent_uploads` are
     /// taken from the node config.
     pub exchange: ExchangeOptions,
+    /// Timers of the feed exchange.
+    pub feeds: FeedOptions,
 }
 
 impl Default for DaemonOptions {
@@ -62,6 +65,7 @@ impl Default for DaemonOptions {
             report_period: Duration::from_secs(300),
             report_min_spacing: Duration::from_secs(10),
             exchange: ExchangeOptions::default(),
+            feeds: FeedOptions::default(),
         }
     }
 }
@@ -78,6 +82,8 @@ pub enum StartError {
     ClientToken(#[from] ClientTokenError),
     #[error("failed to open the store")]
     Store(#[from] OpenError),
+    #[error("failed to open the feed keys")]
+    Feeds(#[from] FeedKeyError),
     #[error(
         "port {port} on 127.0.0.1 is already in use{}; \
          set another with --port or KACHERY_NODE_PORT",
@@ -152,7 +158,14 @@ impl NodeDaemon {
         let mut exchange_options = options.exchange.clone();
         exchange_options.parallel_chunks = config.parallel_chunks as usize;
         exchange_options.max_concurrent_uploads = config.max_concurrent_uploads as usize;
-        let exchange = FileExchange::new(store.clone(), Arc::new(network), exchange_options);
+        let network: Arc<dyn Network> = Arc::new(network);
+        let exchange = FileExchange::new(store.clone(), network.clone(), exchange_options);
+        let feeds = FeedExchange::open(
+            paths.node_dir.join("feeds"),
+            paths.store_dir.join("feeds"),
+            network,
+            options.feeds.clone(),
+        )?;
 
         let listener = bind_local_api(config.port).await?;
         let local_api_addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -174,6 +187,7 @@ impl NodeDaemon {
                 hub,
                 store: store.clone(),
                 exchange: exchange.clone(),
+                feeds: feeds.clone(),
                 reconcile: (reconcile_trigger.clone(), reconcile_requests),
             };
             tasks.extend(loops.spawn(&options, &cancel, &node_span));
@@ -183,6 +197,7 @@ impl NodeDaemon {
             node: state,
             store,
             exchange,
+            feeds,
             reconcile: reconcile_trigger,
             token: client_token.clone(),
             node_dir: paths.node_dir.clone(),
@@ -238,6 +253,7 @@ struct HubLoops {
     hub: NodeApiClient,
     store: Store,
     exchange: Arc<FileExchange>,
+    feeds: Arc<FeedExchange>,
     reconcile: (ReconcileTrigger, ReconcileRequests),
 }
 
@@ -254,6 +270,7 @@ impl HubLoops {
             node_id: self.state.node_id,
             hub: self.hub.clone(),
             exchange: self.exchange.clone(),
+            feeds: self.feeds,
             nonces: Arc::new(Mutex::new(NonceMemory::new(DEFAULT_CAPACITY))),
             reconcile: reconcile_trigger,
             changes: changes.clone(),

@@ -3,8 +3,8 @@
 //! This crate holds everything two parties must agree on byte for byte: validated
 //! identifiers ([`NodeId`], [`Sha1Hash`], [`ChannelName`], ...), roles and the pub-sub
 //! bands they open ([`RoleSet`], [`Band`]), RFC 8785 canonical JSON ([`jcs`]),
-//! domain-separated Ed25519 signatures ([`signing`]), `sha1://` URIs ([`uri`]), the
-//! byte-exact manifest format ([`manifest`]), bucket keys ([`bucket_key`]) and every wire
+//! domain-separated Ed25519 signatures ([`signing`]), `sha1://` URIs ([`uri`]), signed
+//! subfeed messages and heads ([`feed`]), the byte-exact manifest format ([`manifest`]), bucket keys ([`bucket_key`]) and every wire
 //! message of the node API ([`node_api`]), the user API ([`user_api`]) and the pub-sub
 //! bands ([`pubsub`]).
 //!
@@ -15,6 +15,7 @@ pub mod api_error;
 pub mod bucket_key;
 pub mod cli_login;
 pub mod envelope;
+pub mod feed;
 pub mod hub_views;
 pub mod ids;
 pub mod jcs;

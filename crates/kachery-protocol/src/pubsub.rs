@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::feed::SignedFeedObject;
 use crate::ids::{ChannelName, NodeId, Nonce, Sha1Hash};
 use crate::roles::Band;
 use crate::signing::{self, Purpose};
@@ -62,6 +63,27 @@ pub enum PubsubMessage {
     /// The channel test's probe; only ever on the probe band.
     #[serde(rename_all = "camelCase")]
     Probe { probe_id: Nonce },
+    /// A reader asks for a subfeed's messages from `position` on (SPEC §16).
+    #[serde(rename_all = "camelCase")]
+    SubscribeToSubfeed {
+        feed_id: NodeId,
+        subfeed_hash: Sha1Hash,
+        position: u64,
+    },
+    /// Signed messages pushed inline, in order; each is verified by every receiver.
+    #[serde(rename_all = "camelCase")]
+    NewSubfeedMessages {
+        feed_id: NodeId,
+        subfeed_hash: Sha1Hash,
+        messages: Vec<SignedFeedObject>,
+    },
+    /// The bucket holds the subfeed's segments up to `messageCount`.
+    #[serde(rename_all = "camelCase")]
+    SubfeedUploaded {
+        feed_id: NodeId,
+        subfeed_hash: Sha1Hash,
+        message_count: u64,
+    },
 }
 
 impl PubsubMessage {
@@ -73,6 +95,10 @@ impl PubsubMessage {
             }
             PubsubMessage::FileStatus { .. } => Band::ProvideFiles,
             PubsubMessage::Probe { .. } => Band::Probe,
+            PubsubMessage::SubscribeToSubfeed { .. } => Band::RequestFeeds,
+            PubsubMessage::NewSubfeedMessages { .. } | PubsubMessage::SubfeedUploaded { .. } => {
+                Band::ProvideFeeds
+            }
         }
     }
 }

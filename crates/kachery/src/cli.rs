@@ -52,6 +52,10 @@ pub enum Command {
     /// Write a file's bytes to standard output
     Cat(CatArgs),
 
+    /// Create, append to, read and follow signed feeds
+    #[command(subcommand)]
+    Feed(crate::commands::feed::FeedCommand),
+
     /// Run a whole network (hub and two nodes) on this machine and share a file end to end
     Demo(DemoArgs),
 }

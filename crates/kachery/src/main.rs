@@ -41,6 +41,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Store(args) => commands::files::store(args).await,
         Command::Load(args) => commands::files::load(args).await,
         Command::Cat(args) => commands::files::cat(args).await,
+        Command::Feed(feed) => commands::feed::run(feed).await,
         Command::Demo(args) => commands::demo::run(args).await,
     }
 }

@@ -5,6 +5,7 @@
 //! streamed; both may run far longer than the 30 s limit of the other calls. The wire
 //! types live in [`types`] so the daemon's server uses the same structs.
 
+pub mod feeds;
 mod ndjson;
 pub mod types;
 
@@ -12,12 +13,16 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use kachery_protocol::{ChannelName, Sha1Hash};
+use kachery_protocol::{ChannelName, NodeId, Sha1Hash};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+pub use self::feeds::{
+    AppendRequest, AppendResponse, CreateFeedRequest, CreateFeedResponse, FeedMessage, ReadQuery,
+    ReadResponse, Rejection,
+};
 pub use self::types::{
     ChannelStatus, LoadErrorCode, LoadEvent, LoadRequest, NodeStatus, StoreRequest, StoreResponse,
     StoreUsage, TransferDirection, TransferStatus, TransfersResponse,
@@ -151,6 +156,53 @@ impl LocalClient {
             .json(Method::GET, &["v1", "transfers"], None::<&()>)
             .await?;
         Ok(response.transfers)
+    }
+
+    /// Creates a feed, or finds the one this node made under `name`.
+    pub async fn create_feed(&self, name: Option<&str>) -> Result<CreateFeedResponse, ApiError> {
+        let body = CreateFeedRequest {
+            name: name.map(str::to_owned),
+        };
+        self.json(Method::POST, &["v1", "feeds"], Some(&body)).await
+    }
+
+    /// Signs and appends `messages` to a subfeed of a feed this node owns.
+    pub async fn append_feed_messages(
+        &self,
+        feed_id: &NodeId,
+        subfeed: &str,
+        messages: Vec<serde_json::Value>,
+    ) -> Result<AppendResponse, ApiError> {
+        let feed_id = feed_id.to_string();
+        let segments = ["v1", "feeds", &feed_id, "subfeeds", subfeed, "messages"];
+        let body = AppendRequest { messages };
+        self.json(Method::POST, &segments, Some(&body)).await
+    }
+
+    /// Reads a subfeed from `query.position`, waiting up to `query.wait_ms` for news.
+    pub async fn read_feed_messages(
+        &self,
+        feed_id: &NodeId,
+        subfeed: &str,
+        query: &ReadQuery,
+    ) -> Result<ReadResponse, ApiError> {
+        let feed_id = feed_id.to_string();
+        let segments = ["v1", "feeds", &feed_id, "subfeeds", subfeed, "messages"];
+        let mut url = http::endpoint(&self.base_url, &segments);
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("position", &query.position.to_string());
+            pairs.append_pair("waitMs", &query.wait_ms.to_string());
+            if let Some(max) = query.max {
+                pairs.append_pair("max", &max.to_string());
+            }
+            if let Some(channel) = &query.channel {
+                pairs.append_pair("channel", channel.as_str());
+            }
+        }
+        let request = self.http.get(url.clone()).bearer_auth(&self.token);
+        let response = http::send(request, &url).await?;
+        http::read_json(response, &url).await
     }
 
     async fn send<B: Serialize>(

@@ -267,9 +267,12 @@ fn deliver(context: &LinkContext, shared: &LinkShared, band: Band, envelope: Pub
     match checked {
         Ok(body) => {
             tracing::trace!(%band, from = %envelope.from_node_id.short(), "message accepted");
-            context
-                .exchange
-                .on_message(&shared.channel, envelope.from_node_id, body.message);
+            let (channel, from) = (&shared.channel, envelope.from_node_id);
+            if kachery_feeds::is_feed_message(&body.message) {
+                context.feeds.on_message(channel, from, body.message);
+            } else {
+                context.exchange.on_message(channel, from, body.message);
+            }
         }
         // FIXME: drops are only logged; count them by reason once the node exports metrics.
         Err(reason) => {

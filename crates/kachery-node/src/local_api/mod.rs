@@ -14,10 +14,12 @@
 //! | GET `/v1/status`, POST `/v1/reconcile` | `handlers` |
 //! | POST `/v1/store`, GET `/v1/files/{sha1}`, GET `/v1/transfers` | `handlers` |
 //! | POST `/v1/load` | `load` (NDJSON stream) |
+//! | POST `/v1/feeds`, POST/GET `/v1/feeds/{feedId}/subfeeds/{name}/messages` | `feeds` |
 
 pub use crate::client_token::read_client_token;
 
 mod error;
+mod feeds;
 mod guard;
 mod handlers;
 mod load;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use kachery_exchange::FileExchange;
+use kachery_feeds::FeedExchange;
 use kachery_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +42,7 @@ pub(crate) struct ApiState {
     pub node: Arc<NodeState>,
     pub store: Store,
     pub exchange: Arc<FileExchange>,
+    pub feeds: Arc<FeedExchange>,
     pub reconcile: ReconcileTrigger,
     pub token: ClientToken,
     /// The node directory; `/v1/store` refuses paths inside it (the node key lives there).
@@ -56,6 +60,11 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/files/{sha1}", get(handlers::file_bytes))
         .route("/v1/transfers", get(handlers::transfers))
         .route("/v1/load", post(load::load))
+        .route("/v1/feeds", post(feeds::create))
+        .route(
+            "/v1/feeds/{feed_id}/subfeeds/{name}/messages",
+            post(feeds::append).get(feeds::read),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::require_token,

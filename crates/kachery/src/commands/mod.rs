@@ -6,6 +6,7 @@ mod channel_bucket;
 pub mod demo;
 mod demo_engines;
 mod demo_nodes;
+pub mod feed;
 pub mod files;
 pub mod hub;
 pub mod login;

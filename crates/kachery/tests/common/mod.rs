@@ -92,6 +92,11 @@ pub struct Process {
 }
 
 impl Process {
+    /// Owns `child` (killed on drop); `log` is where its stderr goes.
+    pub fn from_child(child: Child, log: PathBuf) -> Self {
+        Self { child, log }
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -306,12 +311,27 @@ pub const ALICE: &str = "alice@example.org";
 pub const BOB: &str = "bob@example.org";
 
 pub fn network() -> Network {
-    network_with(tempfile::tempdir().expect("a temporary directory"), &[])
+    network_with_roles("requestFiles,provideFiles", "requestFiles")
+}
+
+/// Like [`network`], with A and B joined and granted `a_roles` and `b_roles`.
+pub fn network_with_roles(a_roles: &str, b_roles: &str) -> Network {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    network_in(dir, &[], a_roles, b_roles)
 }
 
 /// Like [`network`], in `dir`, with `create_args` added to `kachery channel create` (e.g.
 /// `--bucket s3 …`).
 pub fn network_with(dir: tempfile::TempDir, create_args: &[&str]) -> Network {
+    network_in(dir, create_args, "requestFiles,provideFiles", "requestFiles")
+}
+
+fn network_in(
+    dir: tempfile::TempDir,
+    create_args: &[&str],
+    a_roles: &str,
+    b_roles: &str,
+) -> Network {
     let hub = start_hub(dir.path());
     let a = start_node(&dir.path().join("a"), &hub.url, ALICE, "node-a");
     let b = start_node(&dir.path().join("b"), &hub.url, BOB, "node-b");
@@ -324,34 +344,8 @@ pub fn network_with(dir: tempfile::TempDir, create_args: &[&str]) -> Network {
     let mut create = vec!["channel", "create", channel.as_str()];
     create.extend_from_slice(create_args);
     a.run(&create).ok();
-    a.run(&[
-        "node",
-        "join",
-        &channel,
-        "--roles",
-        "requestFiles,provideFiles",
-    ])
-    .ok();
-    b.run(&["node", "join", &channel, "--roles", "requestFiles"])
-        .ok();
-    a.run(&[
-        "channel",
-        "grant",
-        &channel,
-        &a.node_id(),
-        ALICE,
-        "requestFiles,provideFiles",
-    ])
-    .ok();
-    a.run(&[
-        "channel",
-        "grant",
-        &channel,
-        &b.node_id(),
-        BOB,
-        "requestFiles",
-    ])
-    .ok();
+    join_and_grant(&a, &a, &channel, a_roles);
+    join_and_grant(&a, &b, &channel, b_roles);
     a.wait_for_link(&channel);
     b.wait_for_link(&channel);
     Network {
@@ -361,6 +355,33 @@ pub fn network_with(dir: tempfile::TempDir, create_args: &[&str]) -> Network {
         b,
         channel,
     }
+}
+
+/// `node` (registered and logged in) joins `channel` asking for `roles`, and the channel
+/// owner, logged in on `channel_owner`, grants them.
+pub fn join_and_grant(channel_owner: &Node, node: &Node, channel: &str, roles: &str) {
+    node.run(&["node", "join", channel, "--roles", roles]).ok();
+    channel_owner
+        .run(&[
+            "channel",
+            "grant",
+            channel,
+            &node.node_id(),
+            &node.owner,
+            roles,
+        ])
+        .ok();
+}
+
+/// Starts one more node owned by `owner`, registers it and links it to the network's
+/// channel with `roles`.
+pub fn add_node(net: &Network, name: &str, owner: &str, roles: &str) -> Node {
+    let node = start_node(&net.dir.path().join(name), &net.hub.url, owner, name);
+    login(&node, &net.hub.url);
+    node.run(&["node", "register", "--api"]).ok();
+    join_and_grant(&net.a, &node, &net.channel, roles);
+    node.wait_for_link(&net.channel);
+    node
 }
 
 pub fn login(node: &Node, hub_url: &str) {
