@@ -1,9 +1,9 @@
 //! Starting and stopping the node daemon (SPEC §13.1).
 //!
 //! [`NodeDaemon::start`] takes the node dir's lock, loads (or makes) the key and the client
-//! token, opens the store, builds the file exchange over the daemon's `Network`, binds the
-//! local API on 127.0.0.1, writes `daemon.json` and starts the reconcile and report loops.
-//! Without a hub URL or owner it runs local-only: the store and local API work, and status
+//! token, opens the store, builds the file and task exchanges over the daemon's
+//! `Network`, binds the local API on 127.0.0.1, writes `daemon.json` and starts the
+//! reconcile and report loops. Without a hub URL or owner it runs local-only: the store and local API work, and status
 //! says what is missing. Every task it spawns is owned by the returned [`NodeHandle`], which
 //! stops them all on [`NodeHandle::shutdown`].
 
@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kachery_client::NodeApiClient;
-use kachery_exchange::{ExchangeOptions, FileExchange};
+use kachery_exchange::{ExchangeOptions, FileExchange, Network};
 use kachery_protocol::NodeId;
 use kachery_store::{OpenError, Store, StoreOptions};
+use kachery_tasks::{TaskExchange, TaskOptions};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -52,6 +53,8 @@ pub struct DaemonOptions {
     /// Timers of the file exchange; `parallel_chunks` and `max_concurrent_uploads` are
     /// taken from the node config.
     pub exchange: ExchangeOptions,
+    /// Timers of the task exchange (SPEC §17).
+    pub tasks: TaskOptions,
 }
 
 impl Default for DaemonOptions {
@@ -62,6 +65,7 @@ impl Default for DaemonOptions {
             report_period: Duration::from_secs(300),
             report_min_spacing: Duration::from_secs(10),
             exchange: ExchangeOptions::default(),
+            tasks: TaskOptions::default(),
         }
     }
 }
@@ -148,11 +152,21 @@ impl NodeDaemon {
             _ => None,
         };
         let state = Arc::new(NodeState::new(node_id, config.clone()));
-        let network = DaemonNetwork::new(state.clone(), hub.clone(), identity.signing_key.clone());
+        let network: Arc<dyn Network> = Arc::new(DaemonNetwork::new(
+            state.clone(),
+            hub.clone(),
+            identity.signing_key.clone(),
+        ));
         let mut exchange_options = options.exchange.clone();
         exchange_options.parallel_chunks = config.parallel_chunks as usize;
         exchange_options.max_concurrent_uploads = config.max_concurrent_uploads as usize;
-        let exchange = FileExchange::new(store.clone(), Arc::new(network), exchange_options);
+        let exchange = FileExchange::new(store.clone(), network.clone(), exchange_options);
+        let tasks = TaskExchange::new(
+            store.clone(),
+            network,
+            identity.signing_key.clone(),
+            options.tasks.clone(),
+        );
 
         let listener = bind_local_api(config.port).await?;
         let local_api_addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -174,6 +188,7 @@ impl NodeDaemon {
                 hub,
                 store: store.clone(),
                 exchange: exchange.clone(),
+                tasks: tasks.clone(),
                 reconcile: (reconcile_trigger.clone(), reconcile_requests),
             };
             tasks.extend(loops.spawn(&options, &cancel, &node_span));
@@ -183,6 +198,7 @@ impl NodeDaemon {
             node: state,
             store,
             exchange,
+            tasks,
             reconcile: reconcile_trigger,
             token: client_token.clone(),
             node_dir: paths.node_dir.clone(),
@@ -238,6 +254,7 @@ struct HubLoops {
     hub: NodeApiClient,
     store: Store,
     exchange: Arc<FileExchange>,
+    tasks: Arc<TaskExchange>,
     reconcile: (ReconcileTrigger, ReconcileRequests),
 }
 
@@ -254,6 +271,7 @@ impl HubLoops {
             node_id: self.state.node_id,
             hub: self.hub.clone(),
             exchange: self.exchange.clone(),
+            tasks: self.tasks,
             nonces: Arc::new(Mutex::new(NonceMemory::new(DEFAULT_CAPACITY))),
             reconcile: reconcile_trigger,
             changes: changes.clone(),

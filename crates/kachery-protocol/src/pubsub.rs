@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::ids::{ChannelName, NodeId, Nonce, Sha1Hash};
 use crate::roles::Band;
 use crate::signing::{self, Purpose};
+use crate::task::{FunctionId, TaskFunction, TaskState, TaskType};
 
 /// A file request id: 16 random bytes as hex.
 pub type RequestId = Nonce;
@@ -48,16 +49,47 @@ pub enum PubsubMessage {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         exclude: Vec<NodeId>,
     },
+    /// Accepts a provider's claim; on requestTasks when it names a task (`taskHash`),
+    /// else on requestFiles.
     #[serde(rename_all = "camelCase")]
     AcceptClaim {
         request_id: RequestId,
         provider: NodeId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_hash: Option<Sha1Hash>,
     },
     #[serde(rename_all = "camelCase")]
     FileStatus {
         request_id: RequestId,
         file_key: FileKey,
         status: FileStatus,
+    },
+    /// Asks providers to run a task (SPEC §17).
+    #[serde(rename_all = "camelCase")]
+    RequestTask {
+        request_id: RequestId,
+        task_hash: Sha1Hash,
+        function_id: FunctionId,
+        function_type: TaskType,
+        kwargs: serde_json::Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        exclude: Vec<NodeId>,
+    },
+    /// Asks providers which task functions they offer.
+    #[serde(rename_all = "camelCase")]
+    ProbeTaskFunctions { probe_id: Nonce },
+    /// A provider's claim and progress on a task request.
+    #[serde(rename_all = "camelCase")]
+    TaskStatus {
+        request_id: RequestId,
+        task_hash: Sha1Hash,
+        status: TaskState,
+    },
+    /// A provider's answer to `probeTaskFunctions`.
+    #[serde(rename_all = "camelCase")]
+    TaskFunctions {
+        probe_id: Nonce,
+        functions: Vec<TaskFunction>,
     },
     /// The channel test's probe; only ever on the probe band.
     #[serde(rename_all = "camelCase")]
@@ -68,10 +100,19 @@ impl PubsubMessage {
     /// The one band this message type may arrive on.
     pub fn band(&self) -> Band {
         match self {
-            PubsubMessage::RequestFile { .. } | PubsubMessage::AcceptClaim { .. } => {
-                Band::RequestFiles
-            }
+            PubsubMessage::RequestFile { .. }
+            | PubsubMessage::AcceptClaim {
+                task_hash: None, ..
+            } => Band::RequestFiles,
             PubsubMessage::FileStatus { .. } => Band::ProvideFiles,
+            PubsubMessage::RequestTask { .. }
+            | PubsubMessage::ProbeTaskFunctions { .. }
+            | PubsubMessage::AcceptClaim {
+                task_hash: Some(_), ..
+            } => Band::RequestTasks,
+            PubsubMessage::TaskStatus { .. } | PubsubMessage::TaskFunctions { .. } => {
+                Band::ProvideTasks
+            }
             PubsubMessage::Probe { .. } => Band::Probe,
         }
     }

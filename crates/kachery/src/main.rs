@@ -42,6 +42,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Load(args) => commands::files::load(args).await,
         Command::Cat(args) => commands::files::cat(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
+        Command::Task(task) => commands::task::run(task).await,
     }
 }
 

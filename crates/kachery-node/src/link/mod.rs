@@ -21,6 +21,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use kachery_client::node_api::NodeApiClient;
 use kachery_exchange::FileExchange;
+use kachery_tasks::TaskExchange;
 use kachery_protocol::node_api::MembershipConfig;
 use kachery_protocol::pubsub::{PubsubBody, PubsubEnvelope, PubsubMessage};
 use kachery_protocol::{Band, ChannelName, NodeId};
@@ -102,6 +103,7 @@ pub(crate) struct LinkContext {
     pub node_id: NodeId,
     pub hub: NodeApiClient,
     pub exchange: Arc<FileExchange>,
+    pub tasks: Arc<TaskExchange>,
     pub nonces: Arc<Mutex<NonceMemory>>,
     pub reconcile: ReconcileTrigger,
     /// Poked on every state change, so the report loop can tell the hub.

@@ -253,9 +253,15 @@ fn deliver(context: &LinkContext, shared: &LinkShared, band: Band, envelope: Pub
     match checked {
         Ok(body) => {
             tracing::trace!(%band, from = %envelope.from_node_id.short(), "message accepted");
-            context
-                .exchange
-                .on_message(&shared.channel, envelope.from_node_id, body.message);
+            let from = envelope.from_node_id;
+            match band {
+                Band::RequestTasks | Band::ProvideTasks => {
+                    context.tasks.on_message(&shared.channel, from, body.message)
+                }
+                _ => context
+                    .exchange
+                    .on_message(&shared.channel, from, body.message),
+            }
         }
         // FIXME: drops are only logged; count them by reason once the node exports metrics.
         Err(reason) => {

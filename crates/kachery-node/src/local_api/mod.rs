@@ -14,6 +14,8 @@
 //! | GET `/v1/status`, POST `/v1/reconcile` | `handlers` |
 //! | POST `/v1/store`, GET `/v1/files/{sha1}`, GET `/v1/transfers` | `handlers` |
 //! | POST `/v1/load` | `load` (NDJSON stream) |
+//! | POST `/v1/tasks`, GET `/v1/tasks/{requestId}` | `tasks` (requesters) |
+//! | POST `/v1/tasks/backends/poll`, POST `/v1/tasks/{jobId}/status` | `tasks` (workers) |
 
 pub use crate::client_token::read_client_token;
 
@@ -21,13 +23,16 @@ mod error;
 mod guard;
 mod handlers;
 mod load;
+mod tasks;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use kachery_exchange::FileExchange;
 use kachery_store::Store;
+use kachery_tasks::TaskExchange;
 use tokio_util::sync::CancellationToken;
 
 use crate::client_token::ClientToken;
@@ -39,6 +44,7 @@ pub(crate) struct ApiState {
     pub node: Arc<NodeState>,
     pub store: Store,
     pub exchange: Arc<FileExchange>,
+    pub tasks: Arc<TaskExchange>,
     pub reconcile: ReconcileTrigger,
     pub token: ClientToken,
     /// The node directory; `/v1/store` refuses paths inside it (the node key lives there).
@@ -56,6 +62,13 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/files/{sha1}", get(handlers::file_bytes))
         .route("/v1/transfers", get(handlers::transfers))
         .route("/v1/load", post(load::load))
+        .route("/v1/tasks", post(tasks::run))
+        .route("/v1/tasks/{request_id}", get(tasks::view))
+        .route("/v1/tasks/backends/poll", post(tasks::poll))
+        .route(
+            "/v1/tasks/{request_id}/status",
+            post(tasks::report).layer(DefaultBodyLimit::max(tasks::MAX_REPORT_BODY_BYTES)),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::require_token,

@@ -8,6 +8,7 @@ pub mod files;
 pub mod hub;
 pub mod login;
 pub mod node;
+pub mod task;
 
 mod access;
 mod credentials;
