@@ -68,7 +68,10 @@ while :; do
         connect || true
         continue
     }
-    out=$(printf '%s' "$answer" | python3 -c "$run_job" "$log")
+    out=$(printf '%s' "$answer" | python3 -c "$run_job" "$log") || {
+        echo "task-worker: could not read the daemon's answer: $answer" >&2
+        continue
+    }
     [ -n "$out" ] || continue
     job_id=$(printf '%s\n' "$out" | sed -n 1p)
     report=$(printf '%s\n' "$out" | sed -n 2p)

@@ -281,7 +281,10 @@ mod tests {
         let mut arbiter = arbiter(now);
         let first = arbiter.on_signal(claim(1), Signal::Claimed, now);
         assert!(matches!(first, Action::Accept(claim) if claim.provider == node(1)));
-        assert_eq!(arbiter.on_signal(claim(2), Signal::Claimed, now), Action::Wait);
+        assert_eq!(
+            arbiter.on_signal(claim(2), Signal::Claimed, now),
+            Action::Wait
+        );
 
         let failed = Signal::Failed("upload_failed".into());
         let next = arbiter.on_signal(claim(1), failed, now + Duration::from_secs(1));
@@ -305,7 +308,10 @@ mod tests {
         let now = Instant::now();
         let mut arbiter = arbiter(now);
         arbiter.on_signal(claim(1), Signal::Claimed, now);
-        assert_eq!(arbiter.on_signal(claim(1), Signal::Progress, now), Action::Wait);
+        assert_eq!(
+            arbiter.on_signal(claim(1), Signal::Progress, now),
+            Action::Wait
+        );
         assert_eq!(arbiter.deadline(), now + Duration::from_secs(30));
         assert_eq!(arbiter.on_deadline(arbiter.deadline()), Action::Rerequest);
         assert_eq!(arbiter.excluded(), &[node(1)]);
@@ -329,7 +335,10 @@ mod tests {
         let now = Instant::now();
         let mut arbiter = arbiter(now);
         arbiter.on_signal(claim(1), Signal::Claimed, now);
-        assert_eq!(arbiter.on_signal(claim(2), Signal::Completed, now), Action::Wait);
+        assert_eq!(
+            arbiter.on_signal(claim(2), Signal::Completed, now),
+            Action::Wait
+        );
         assert_eq!(
             arbiter.on_signal(claim(1), Signal::Completed, now),
             Action::Completed(claim(1))

@@ -161,7 +161,7 @@ impl NodeDaemon {
         exchange_options.parallel_chunks = config.parallel_chunks as usize;
         exchange_options.max_concurrent_uploads = config.max_concurrent_uploads as usize;
         let exchange = FileExchange::new(store.clone(), network.clone(), exchange_options);
-        let tasks = TaskExchange::new(
+        let task_exchange = TaskExchange::new(
             store.clone(),
             network,
             identity.signing_key.clone(),
@@ -188,7 +188,7 @@ impl NodeDaemon {
                 hub,
                 store: store.clone(),
                 exchange: exchange.clone(),
-                tasks: tasks.clone(),
+                tasks: task_exchange.clone(),
                 reconcile: (reconcile_trigger.clone(), reconcile_requests),
             };
             tasks.extend(loops.spawn(&options, &cancel, &node_span));
@@ -198,7 +198,7 @@ impl NodeDaemon {
             node: state,
             store,
             exchange,
-            tasks,
+            tasks: task_exchange,
             reconcile: reconcile_trigger,
             token: client_token.clone(),
             node_dir: paths.node_dir.clone(),

@@ -362,6 +362,41 @@ mod tests {
     }
 
     #[test]
+    fn task_messages_belong_on_task_bands_and_accepts_follow_their_task_hash() {
+        let request_id = Nonce::from_bytes([2; 16]);
+        let provider = NodeId::from_bytes([9; 32]);
+        let file_accept = PubsubMessage::AcceptClaim {
+            request_id,
+            provider,
+            task_hash: None,
+        };
+        let task_accept = PubsubMessage::AcceptClaim {
+            request_id,
+            provider,
+            task_hash: Some(Sha1Hash::of(b"t")),
+        };
+        assert_eq!(file_accept.band(), Band::RequestFiles);
+        assert_eq!(task_accept.band(), Band::RequestTasks);
+        let status = PubsubMessage::TaskStatus {
+            request_id,
+            task_hash: Sha1Hash::of(b"t"),
+            status: TaskState::Queued,
+        };
+        assert_eq!(status.band(), Band::ProvideTasks);
+
+        // A task accept arriving on the files band is dropped.
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let channel = ChannelName::parse("lab.one").unwrap();
+        let mut sent = body("lab.one", 1_000);
+        sent.message = task_accept;
+        let envelope = PubsubEnvelope::seal(&key, &sent);
+        let never = |_: &NodeId, _: &Nonce| false;
+        let wrong = check_received(&envelope, Band::RequestFiles, &channel, 1_000, never);
+        assert_eq!(wrong.unwrap_err(), DropReason::WrongBand);
+        assert!(check_received(&envelope, Band::RequestTasks, &channel, 1_000, never).is_ok());
+    }
+
+    #[test]
     fn file_status_wire_form() {
         let status = FileStatus::Uploading {
             bytes: 5,

@@ -474,7 +474,10 @@ mod tests {
             result_size: Some(1),
         };
         let text = serde_json::to_string(&finished).unwrap();
-        assert!(text.starts_with(r#"{"state":"finished","resultSha1":"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"state":"finished","resultSha1":"#),
+            "{text}"
+        );
         assert_eq!(
             serde_json::to_string(&TaskType::PureCalculation).unwrap(),
             r#""pure-calculation""#

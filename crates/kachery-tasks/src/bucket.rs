@@ -12,8 +12,12 @@ pub(crate) fn build(
     client: &reqwest::Client,
     presigned: &PresignedRequest,
 ) -> Result<reqwest::RequestBuilder, String> {
-    let method = reqwest::Method::from_bytes(presigned.method.as_bytes())
-        .map_err(|_| format!("presigned request has an invalid method {:?}", presigned.method))?;
+    let method = reqwest::Method::from_bytes(presigned.method.as_bytes()).map_err(|_| {
+        format!(
+            "presigned request has an invalid method {:?}",
+            presigned.method
+        )
+    })?;
     let mut request = client.request(method, &presigned.url);
     for (name, value) in &presigned.headers {
         request = request.header(name, value);

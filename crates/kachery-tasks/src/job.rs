@@ -19,10 +19,16 @@ pub(crate) enum JobState {
     /// Waiting for a worker to poll.
     Queued,
     /// A worker took it.
-    Running { progress: Option<String> },
+    Running {
+        progress: Option<String>,
+    },
     /// Done; the payload (sha1, size) is in the local store unless the type stores none.
-    Finished { result: Option<(Sha1Hash, u64)> },
-    Failed { message: String },
+    Finished {
+        result: Option<(Sha1Hash, u64)>,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 impl JobState {

@@ -138,7 +138,9 @@ impl TaskExchange {
                 tracing::debug!(request_id = %request_id, "accept for an unknown or expired task claim");
                 return;
             }
-            claims.remove(&request_id).expect("the claim was just found")
+            claims
+                .remove(&request_id)
+                .expect("the claim was just found")
         };
         tracing::debug!(request_id = %request_id, channel = %channel, "task claim accepted");
         let subscriber = Subscriber {

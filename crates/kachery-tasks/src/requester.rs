@@ -80,7 +80,9 @@ impl TaskExchange {
             error_code: None,
             message: None,
         };
-        let updater = self.requests.insert(view.clone(), self.options.keep_finished);
+        let updater = self
+            .requests
+            .insert(view.clone(), self.options.keep_finished);
         let call = Call {
             task_hash,
             function_id: request.function_id,
@@ -350,9 +352,8 @@ impl TaskExchange {
             .filter(|view| only.is_empty() || only.contains(&view.channel))
             .filter(|view| !view.effective.is_empty())
             .collect();
-        let may_request = |view: &&kachery_exchange::ChannelView| {
-            view.effective.contains(Role::RequestTasks)
-        };
+        let may_request =
+            |view: &&kachery_exchange::ChannelView| view.effective.contains(Role::RequestTasks);
         Candidates {
             read: views.iter().map(|view| view.channel.clone()).collect(),
             request: views

@@ -34,7 +34,10 @@ impl RequestRegistry {
     pub(crate) fn insert(&self, view: TaskView, keep_finished: Duration) -> ViewUpdater {
         let request_id = view.request_id;
         let sender = watch::Sender::new(view);
-        let mut entries = self.entries.lock().expect("requests lock is never poisoned");
+        let mut entries = self
+            .entries
+            .lock()
+            .expect("requests lock is never poisoned");
         entries.retain(|_, entry| {
             entry
                 .finished_at
@@ -76,7 +79,10 @@ impl ViewUpdater {
             true
         });
         if self.view.borrow().is_final() {
-            let mut entries = self.entries.lock().expect("requests lock is never poisoned");
+            let mut entries = self
+                .entries
+                .lock()
+                .expect("requests lock is never poisoned");
             if let Some(entry) = entries.get_mut(&self.request_id) {
                 entry.finished_at.get_or_insert_with(Instant::now);
             }

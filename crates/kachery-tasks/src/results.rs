@@ -43,7 +43,11 @@ pub(crate) enum PayloadError {
 impl TaskExchange {
     /// Looks for a verified result of `task_hash` in `channel`'s bucket; on a hit the
     /// payload is in the local store afterwards.
-    pub(crate) async fn read_cached(&self, channel: &ChannelName, task_hash: &Sha1Hash) -> CacheRead {
+    pub(crate) async fn read_cached(
+        &self,
+        channel: &ChannelName,
+        task_hash: &Sha1Hash,
+    ) -> CacheRead {
         let key = BucketKey::task_result(channel, task_hash);
         let bytes = match self.get_small(channel, &key).await {
             Ok(Some(bytes)) => bytes,
@@ -54,11 +58,13 @@ impl TaskExchange {
             }
         };
 
-        let verified = SignedTaskResult::from_bytes(&bytes).and_then(|record| record.verify(task_hash));
+        let verified =
+            SignedTaskResult::from_bytes(&bytes).and_then(|record| record.verify(task_hash));
         let record = match verified {
             Ok(record) => record,
             Err(error) => {
-                let detail = format!("the result record in channel {channel} was rejected: {error}");
+                let detail =
+                    format!("the result record in channel {channel} was rejected: {error}");
                 tracing::warn!(channel = %channel, %error, "result record failed verification");
                 self.report_corrupt(channel, key).await;
                 return CacheRead::Corrupt(detail);
@@ -119,7 +125,8 @@ impl TaskExchange {
         match self.store.put_verified(*sha1, Some(size), reader).await {
             Ok(_) => Ok(()),
             Err(error @ (IngestError::HashMismatch { .. } | IngestError::SizeMismatch { .. })) => {
-                let detail = format!("the payload {sha1} in channel {channel} was rejected: {error}");
+                let detail =
+                    format!("the payload {sha1} in channel {channel} was rejected: {error}");
                 tracing::warn!(channel = %channel, %error, "task payload failed verification");
                 self.report_corrupt(channel, key).await;
                 Err(PayloadError::Corrupt(detail))
@@ -169,7 +176,10 @@ impl TaskExchange {
             .await
             .map_err(|error| error.to_string())?;
         let [payload_put, record_put] = uploads.as_slice() else {
-            return Err(format!("the hub answered {} upload urls for 2 items", uploads.len()));
+            return Err(format!(
+                "the hub answered {} upload urls for 2 items",
+                uploads.len()
+            ));
         };
         // Payload first: a record must never name a payload readers cannot find.
         bucket::put(&self.http, payload_put, payload.into()).await?;
@@ -195,7 +205,9 @@ impl TaskExchange {
     async fn report_corrupt(&self, channel: &ChannelName, key: BucketKey) {
         match self.network.report_corrupt(channel, key.clone()).await {
             Ok(deleted) => tracing::debug!(key = %key, deleted, "corrupt task object reported"),
-            Err(error) => tracing::debug!(key = %key, %error, "could not report a corrupt task object"),
+            Err(error) => {
+                tracing::debug!(key = %key, %error, "could not report a corrupt task object")
+            }
         }
     }
 }

@@ -43,16 +43,19 @@ struct Registry {
 
 impl WorkerRegistry {
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.inner.lock().expect("worker registry lock is never poisoned")
+        self.inner
+            .lock()
+            .expect("worker registry lock is never poisoned")
     }
 
     fn register(&self, functions: &[TaskFunction], ttl: Duration) {
         let expires = Instant::now() + ttl;
         let mut registry = self.lock();
         for function in functions {
-            registry
-                .functions
-                .insert(function.function_id.clone(), (function.function_type, expires));
+            registry.functions.insert(
+                function.function_id.clone(),
+                (function.function_type, expires),
+            );
         }
     }
 

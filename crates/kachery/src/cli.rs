@@ -334,13 +334,15 @@ pub struct DemoArgs {
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Run a function through the node's channels and print its result JSON
-    #[command(long_about = "Run a function through the node's channels and print its \
+    #[command(
+        long_about = "Run a function through the node's channels and print its \
         result JSON.\n\nA pure calculation is answered from a channel's cache when a \
         verified result exists; otherwise a provider with a worker for the function runs \
         it. A query always asks providers and falls back to the last cached result when \
         none answers. An action runs at most once and prints nothing. Needs the \
         requestTasks role. Exit codes: 3 no provider and no cached result, 4 denied, 5 a \
-        result failed verification, 6 timeout or no link, 1 the function failed.")]
+        result failed verification, 6 timeout or no link, 1 the function failed."
+    )]
     Run(TaskRunArgs),
     /// Show a task request started on this node (by its request id)
     Status(TaskStatusArgs),

@@ -136,7 +136,9 @@ fn find_file_named(root: &Path, name: &str) -> Option<PathBuf> {
 
 /// The payload hash in a finished view's `resultUri` (`sha1://<hash>/…`).
 fn payload_sha1(view: &Value) -> String {
-    let uri = view["resultUri"].as_str().expect("a stored result has a URI");
+    let uri = view["resultUri"]
+        .as_str()
+        .expect("a stored result has a URI");
     uri.trim_start_matches("sha1://")[..40].to_owned()
 }
 
@@ -156,13 +158,24 @@ fn a_pure_task_runs_once_then_is_served_verified_from_the_cache() {
     assert_eq!(b_view["state"], "finished", "{b_view}");
     assert_eq!(b_view["result"], serde_json::json!({"sum": 5}));
     assert_eq!(last_view(&c_run)["result"], serde_json::json!({"sum": 5}));
-    assert_eq!(net.runs_of("demo.add"), 1, "the pure task ran more than once");
+    assert_eq!(
+        net.runs_of("demo.add"),
+        1,
+        "the pure task ran more than once"
+    );
     let task_hash = b_view["taskHash"].as_str().unwrap().to_owned();
 
     // A second pure result, seen only by B, for the payload check below.
     let other = net
         .b
-        .run(&["task", "run", "demo.add", "--kwargs", r#"{"a": 10, "b": 20}"#, "--json"])
+        .run(&[
+            "task",
+            "run",
+            "demo.add",
+            "--kwargs",
+            r#"{"a": 10, "b": 20}"#,
+            "--json",
+        ])
         .ok();
     let other_payload = payload_sha1(&last_view(&other));
     assert_eq!(net.runs_of("demo.add"), 2);
@@ -197,7 +210,13 @@ fn a_pure_task_runs_once_then_is_served_verified_from_the_cache() {
     std::fs::write(&payload, vec![b'x'; bytes.len()]).unwrap();
     let run = net
         .c
-        .run(&["task", "run", "demo.add", "--kwargs", r#"{"a": 10, "b": 20}"#])
+        .run(&[
+            "task",
+            "run",
+            "demo.add",
+            "--kwargs",
+            r#"{"a": 10, "b": 20}"#,
+        ])
         .fails_with(5);
     assert!(run.stderr.contains("rejected"), "{}", run.stderr);
     assert!(
@@ -230,7 +249,9 @@ fn queries_actions_errors_and_roles() {
         .map(|view| view["state"].as_str().unwrap().to_owned())
         .collect();
     assert!(
-        states.iter().any(|state| state == "queued" || state == "running"),
+        states
+            .iter()
+            .any(|state| state == "queued" || state == "running"),
         "{states:?}"
     );
     let last = last_view(&failed);

@@ -150,7 +150,8 @@ impl LocalClient {
 
     /// Starts a task request (SPEC §17); follow it with [`LocalClient::task_view`].
     pub async fn run_task(&self, request: &TaskRunRequest) -> Result<TaskView, ApiError> {
-        self.json(Method::POST, &["v1", "tasks"], Some(request)).await
+        self.json(Method::POST, &["v1", "tasks"], Some(request))
+            .await
     }
 
     /// The view of a task request. With `since` set to the version last seen, the daemon

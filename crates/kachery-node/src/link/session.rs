@@ -256,7 +256,9 @@ fn deliver(context: &LinkContext, shared: &LinkShared, band: Band, envelope: Pub
             let from = envelope.from_node_id;
             match band {
                 Band::RequestTasks | Band::ProvideTasks => {
-                    context.tasks.on_message(&shared.channel, from, body.message)
+                    context
+                        .tasks
+                        .on_message(&shared.channel, from, body.message)
                 }
                 _ => context
                     .exchange

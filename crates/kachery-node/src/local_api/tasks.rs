@@ -37,7 +37,10 @@ pub(crate) async fn run(
             ErrorCode::ValidationFailed,
             error.to_string(),
         )),
-        Err(error) => Err(ApiFailure::internal("failed to start the task request", &error)),
+        Err(error) => Err(ApiFailure::internal(
+            "failed to start the task request",
+            &error,
+        )),
     }
 }
 

@@ -128,7 +128,10 @@ fn finish(view: &TaskView, json: bool) -> anyhow::Result<()> {
 }
 
 fn describe(view: &TaskView) -> String {
-    let mut text = format!("{} {}: {}", view.function_type, view.function_id, view.state);
+    let mut text = format!(
+        "{} {}: {}",
+        view.function_type, view.function_id, view.state
+    );
     if let Some(progress) = &view.progress {
         text.push_str(&format!(" ({progress})"));
     }
