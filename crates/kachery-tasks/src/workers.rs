@@ -196,3 +196,74 @@ impl TaskExchange {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kachery_protocol::task::WorkerJob;
+    use kachery_protocol::{ChannelName, Nonce, Sha1Hash};
+
+    use super::*;
+    use crate::job::Subscriber;
+
+    fn function(id: &str, function_type: TaskType) -> TaskFunction {
+        TaskFunction {
+            function_id: FunctionId::parse(id).unwrap(),
+            function_type,
+        }
+    }
+
+    fn job(id: u8, function_id: &str) -> Arc<Job> {
+        let spec = WorkerJob {
+            job_id: Nonce::from_bytes([id; 16]),
+            function_id: FunctionId::parse(function_id).unwrap(),
+            function_type: TaskType::PureCalculation,
+            task_hash: Sha1Hash::of(&[id]),
+            kwargs: serde_json::Map::new(),
+        };
+        let subscriber = Subscriber {
+            channel: ChannelName::parse("lab.one").unwrap(),
+            request_id: spec.job_id,
+        };
+        Arc::new(Job::new(spec, subscriber))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn registrations_lapse_and_type_must_match() {
+        let registry = WorkerRegistry::default();
+        let add = function("f.add", TaskType::PureCalculation);
+        registry.register(std::slice::from_ref(&add), Duration::from_secs(60));
+        assert!(registry.serves(&add.function_id, TaskType::PureCalculation));
+        assert!(!registry.serves(&add.function_id, TaskType::Action));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!registry.serves(&add.function_id, TaskType::PureCalculation));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_gets_only_jobs_it_offers_and_each_job_once() {
+        let registry = WorkerRegistry::default();
+        registry.enqueue(job(1, "f.other"));
+        registry.enqueue(job(2, "f.add"));
+        let offered = [function("f.add", TaskType::PureCalculation)];
+
+        let taken = registry.take(&offered, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(taken.spec.job_id, Nonce::from_bytes([2; 16]));
+        assert_eq!(taken.current(), JobState::Running { progress: None });
+        assert!(registry.take(&offered, Duration::from_secs(1)).await.is_none());
+        assert!(registry.taken(&Nonce::from_bytes([2; 16])).is_some());
+        assert_eq!(registry.n_queued(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_poll_wakes_for_a_new_job() {
+        let registry = Arc::new(WorkerRegistry::default());
+        let offered = vec![function("f.add", TaskType::PureCalculation)];
+        let waiting = {
+            let registry = Arc::clone(&registry);
+            tokio::spawn(async move { registry.take(&offered, Duration::from_secs(20)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        registry.enqueue(job(3, "f.add"));
+        let taken = waiting.await.unwrap().expect("the poll got the job");
+        assert_eq!(taken.spec.job_id, Nonce::from_bytes([3; 16]));
+    }
+}
