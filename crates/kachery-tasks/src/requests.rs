@@ -18,6 +18,8 @@ struct Entry {
     finished_at: Option<Instant>,
 }
 
+// FIXME: views live in memory only; a daemon restart forgets requests in flight, and
+// their `task run` then reports that the daemon stopped answering.
 #[derive(Default)]
 pub(crate) struct RequestRegistry {
     entries: Arc<Mutex<HashMap<RequestId, Entry>>>,

@@ -5,6 +5,7 @@ pub mod curl;
 pub mod latency;
 pub mod node_api;
 pub mod store;
+pub mod tasks;
 pub mod transfer;
 pub mod upload_pieces;
 
