@@ -46,8 +46,8 @@ struct Args {
     repeats: usize,
 
     /// Rows to run, comma-separated (1 store, 2 transfer, 3 bucket load, 4 node API,
-    /// 5 latency; 2 and 3 run together)
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    /// 5 latency, 6 cached-task lookup; 2 and 3 run together)
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5,6")]
     rows: Vec<String>,
 }
 
@@ -91,7 +91,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let result = rows::store::run(&ctx, &mut report);
         note_failure(&mut report, "1", result);
     }
-    let needs_network = ["2", "3", "4", "5"].iter().any(|row| wants(row));
+    let needs_network = ["2", "3", "4", "5", "6"].iter().any(|row| wants(row));
     if needs_network {
         let net = rows::Network::start(&ctx).await?;
         if wants("2") || wants("3") {
@@ -108,6 +108,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("row 5: request and pub-sub latency");
             let result = rows::latency::run(&ctx, &net, &mut report).await;
             note_failure(&mut report, "5", result);
+        }
+        if wants("6") {
+            eprintln!("row 6: cached-task lookup vs kachery cat");
+            let result = rows::tasks::run(&ctx, &net, &mut report).await;
+            note_failure(&mut report, "6", result);
         }
     }
 

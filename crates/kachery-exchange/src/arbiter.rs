@@ -1,76 +1,88 @@
-//! Claim arbitration for one object, as the requester runs it (SPEC §15.2 steps 3–6).
+//! Claim arbitration for one requested object, as the requester runs it (SPEC §15.2
+//! steps 3–6); the task exchange (SPEC §17) runs the same rules for task requests.
 //!
-//! [`Arbiter`] is a pure state machine: it is fed status messages and expired deadlines
-//! and answers with the next [`Action`] (accept a claim, download, re-request, give up).
-//! The requester performs the actions, so every rule here is unit-tested without a
-//! network or a clock. The first claim wins; later ones wait as standby for
-//! `standby`; an accepted provider must start within `start_timeout` and then report
-//! progress at least every `stall_timeout`.
+//! [`Arbiter`] is a pure state machine: it is fed [`Signal`]s from providers and expired
+//! deadlines and answers with the next [`Action`] (accept a claim, take the result,
+//! re-request, give up). The requester performs the actions, so every rule here is
+//! unit-tested without a network or a clock. The first claim wins; later ones wait as
+//! standby for `standby`; an accepted provider must start within `start_timeout` and then
+//! report progress at least every `stall_timeout`.
 
-use kachery_protocol::pubsub::{FailureReason, FileStatus, RequestId};
-use kachery_protocol::{ChannelName, NodeId, Sha1Hash};
+use kachery_protocol::pubsub::RequestId;
+use kachery_protocol::{ChannelName, NodeId};
 use tokio::time::Instant;
 
 use crate::options::ExchangeOptions;
-use crate::router::StatusEvent;
 
 /// A provider's claim on one of our requests.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Claim {
+pub struct Claim {
     pub request_id: RequestId,
     pub channel: ChannelName,
     pub provider: NodeId,
 }
 
+/// What a provider's status message means to arbitration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// The provider can serve the request.
+    Claimed,
+    /// The accepted provider started, or is still making progress.
+    Progress,
+    /// The accepted provider is done (uploaded, finished, or failed for good).
+    Completed,
+    /// The provider cannot deliver; the text says why.
+    Failed(String),
+}
+
 /// What the requester must do next.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Action {
+pub enum Action {
     /// Wait for the next message or [`Arbiter::deadline`].
     Wait,
     /// Publish `acceptClaim` for this claim.
     Accept(Claim),
-    /// The provider reports `uploaded`: fetch the object from the claim's channel.
-    Download(Claim),
-    /// Publish a fresh `requestFile` (after [`Arbiter::start_round`]).
+    /// The accepted provider completed: take its result (e.g. download the upload).
+    Completed(Claim),
+    /// Publish a fresh request (after [`Arbiter::start_round`]).
     Rerequest,
-    /// A provider holds the file whole and says it travels as chunks of this manifest.
-    NeedsManifest(Sha1Hash),
     /// Stop: nobody claimed (`attempts == 0`) or every attempt failed.
     GiveUp(GiveUp),
 }
 
-/// Why arbitration ended without a download.
+/// Why arbitration ended without a result.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum GiveUp {
+pub enum GiveUp {
     NoClaim,
     Exhausted { attempts: u32, last_failure: String },
 }
 
 #[derive(Debug)]
 enum Phase {
-    /// A `requestFile` is out; no claim accepted yet.
+    /// A request is out; no claim accepted yet.
     AwaitingClaim { deadline: Instant },
-    /// A claim is accepted; waiting for the first `uploading`.
+    /// A claim is accepted; waiting for the first progress signal.
     AwaitingStart { claim: Claim, deadline: Instant },
-    /// The provider is uploading; `deadline` moves with each progress message.
-    Uploading { claim: Claim, deadline: Instant },
+    /// The provider works; `deadline` moves with each progress signal.
+    Working { claim: Claim, deadline: Instant },
 }
 
-/// The arbitration state of one object fetch.
+/// The arbitration state of one request.
 #[derive(Debug)]
-pub(crate) struct Arbiter {
+pub struct Arbiter {
     options: ExchangeOptions,
     phase: Phase,
     standby: Vec<(Claim, Instant)>,
     excluded: Vec<NodeId>,
     attempts: u32,
     last_failure: String,
-    /// Whether `needs_manifest` answers apply (not for chunks, which have a manifest).
-    accepts_manifest: bool,
+    /// Whether a provider that started and then stalled may be replaced. Actions (SPEC
+    /// §17) are never reassigned once running: the side effect may already have happened.
+    reassign_after_start: bool,
 }
 
 impl Arbiter {
-    pub(crate) fn new(options: &ExchangeOptions, accepts_manifest: bool, now: Instant) -> Self {
+    pub fn new(options: &ExchangeOptions, now: Instant) -> Self {
         Self {
             options: options.clone(),
             phase: Phase::AwaitingClaim {
@@ -80,32 +92,45 @@ impl Arbiter {
             excluded: Vec::new(),
             attempts: 0,
             last_failure: "no provider attempt yet".to_owned(),
-            accepts_manifest,
+            reassign_after_start: true,
         }
     }
 
+    /// The same arbiter, but giving up instead of re-requesting once a provider started.
+    pub fn without_reassignment_after_start(mut self) -> Self {
+        self.reassign_after_start = false;
+        self
+    }
+
     /// Provider attempts made so far (accepted claims).
-    #[cfg(test)]
-    pub(crate) fn attempts(&self) -> u32 {
+    pub fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// Providers that stalled or never started; excluded from new requests.
-    pub(crate) fn excluded(&self) -> &[NodeId] {
+    pub fn excluded(&self) -> &[NodeId] {
         &self.excluded
     }
 
+    /// The accepted claim, if any.
+    pub fn active(&self) -> Option<&Claim> {
+        match &self.phase {
+            Phase::AwaitingClaim { .. } => None,
+            Phase::AwaitingStart { claim, .. } | Phase::Working { claim, .. } => Some(claim),
+        }
+    }
+
     /// When the current phase times out.
-    pub(crate) fn deadline(&self) -> Instant {
+    pub fn deadline(&self) -> Instant {
         match &self.phase {
             Phase::AwaitingClaim { deadline }
             | Phase::AwaitingStart { deadline, .. }
-            | Phase::Uploading { deadline, .. } => *deadline,
+            | Phase::Working { deadline, .. } => *deadline,
         }
     }
 
     /// Begins a new request round; fails once every attempt is used up.
-    pub(crate) fn start_round(&mut self, now: Instant) -> Result<(), GiveUp> {
+    pub fn start_round(&mut self, now: Instant) -> Result<(), GiveUp> {
         if self.attempts >= self.options.max_attempts {
             return Err(self.exhausted());
         }
@@ -115,45 +140,24 @@ impl Arbiter {
         Ok(())
     }
 
-    /// Reacts to one `fileStatus` message.
-    pub(crate) fn on_status(&mut self, event: StatusEvent, now: Instant) -> Action {
-        let claim = Claim {
-            request_id: event.request_id,
-            channel: event.channel,
-            provider: event.provider,
-        };
+    /// Reacts to one provider message about `claim`.
+    pub fn on_signal(&mut self, claim: Claim, signal: Signal, now: Instant) -> Action {
         let from_active = self.active().is_some_and(|active| *active == claim);
-
-        match event.status {
-            FileStatus::Claimed => self.on_claim(claim, now),
-            FileStatus::Uploading { .. } if from_active => {
+        match signal {
+            Signal::Claimed => self.on_claim(claim, now),
+            Signal::Progress if from_active => {
                 let deadline = now + self.options.stall_timeout;
-                self.phase = Phase::Uploading { claim, deadline };
+                self.phase = Phase::Working { claim, deadline };
                 Action::Wait
             }
-            FileStatus::Uploaded if from_active => Action::Download(claim),
-            FileStatus::Failed {
-                reason: FailureReason::NeedsManifest,
-                manifest_sha1,
-            } => match manifest_sha1 {
-                Some(manifest_sha1) if self.accepts_manifest => {
-                    Action::NeedsManifest(manifest_sha1)
-                }
-                _ => self.on_failed(&claim, "needs_manifest without a usable manifest", now),
-            },
-            FileStatus::Failed { reason, .. } => {
-                let reason = serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|value| value.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "failed".to_owned());
-                self.on_failed(&claim, &reason, now)
-            }
-            FileStatus::Uploading { .. } | FileStatus::Uploaded => Action::Wait,
+            Signal::Completed if from_active => Action::Completed(claim),
+            Signal::Failed(reason) => self.on_failed(&claim, &reason, now),
+            Signal::Progress | Signal::Completed => Action::Wait,
         }
     }
 
     /// Reacts to [`Arbiter::deadline`] having passed.
-    pub(crate) fn on_deadline(&mut self, now: Instant) -> Action {
+    pub fn on_deadline(&mut self, now: Instant) -> Action {
         match &self.phase {
             Phase::AwaitingClaim { .. } if self.attempts == 0 => Action::GiveUp(GiveUp::NoClaim),
             Phase::AwaitingClaim { .. } => Action::GiveUp(self.exhausted()),
@@ -163,17 +167,25 @@ impl Arbiter {
                 self.last_failure = format!("provider {} never started", provider.short());
                 self.fall_back(now)
             }
-            Phase::Uploading { claim, .. } => {
+            Phase::Working { claim, .. } => {
                 let provider = claim.provider;
                 self.excluded.push(provider);
+                if !self.reassign_after_start {
+                    self.last_failure = format!(
+                        "provider {} stalled after starting; not reassigned, since it may \
+                         already have run",
+                        provider.short()
+                    );
+                    return Action::GiveUp(self.exhausted());
+                }
                 self.last_failure = format!("provider {} stalled", provider.short());
                 Action::Rerequest
             }
         }
     }
 
-    /// The download after `uploaded` failed for a reason other than bad content.
-    pub(crate) fn on_provider_failed(&mut self, detail: String, now: Instant) -> Action {
+    /// Taking the result of the active provider failed for a reason other than bad content.
+    pub fn on_provider_failed(&mut self, detail: String, now: Instant) -> Action {
         self.last_failure = detail;
         self.fall_back(now)
     }
@@ -231,13 +243,6 @@ impl Arbiter {
         Action::Accept(claim)
     }
 
-    fn active(&self) -> Option<&Claim> {
-        match &self.phase {
-            Phase::AwaitingClaim { .. } => None,
-            Phase::AwaitingStart { claim, .. } | Phase::Uploading { claim, .. } => Some(claim),
-        }
-    }
-
     fn exhausted(&self) -> GiveUp {
         GiveUp::Exhausted {
             attempts: self.attempts,
@@ -251,7 +256,6 @@ mod tests {
     use std::time::Duration;
 
     use kachery_protocol::Nonce;
-    use kachery_protocol::pubsub::FileKey;
 
     use super::*;
 
@@ -259,40 +263,31 @@ mod tests {
         NodeId::from_bytes([byte; 32])
     }
 
-    fn event(provider: u8, status: FileStatus) -> StatusEvent {
-        StatusEvent {
+    fn claim(provider: u8) -> Claim {
+        Claim {
+            request_id: Nonce::from_bytes([7; 16]),
             channel: ChannelName::parse("lab.one").unwrap(),
             provider: node(provider),
-            request_id: Nonce::from_bytes([7; 16]),
-            file_key: FileKey {
-                sha1: Sha1Hash::of(b"x"),
-                manifest_sha1: None,
-                chunk_of: None,
-            },
-            status,
         }
     }
 
     fn arbiter(now: Instant) -> Arbiter {
-        Arbiter::new(&ExchangeOptions::default(), true, now)
+        Arbiter::new(&ExchangeOptions::default(), now)
     }
 
     #[test]
     fn first_claim_wins_and_later_ones_stand_by() {
         let now = Instant::now();
         let mut arbiter = arbiter(now);
-        let first = arbiter.on_status(event(1, FileStatus::Claimed), now);
+        let first = arbiter.on_signal(claim(1), Signal::Claimed, now);
         assert!(matches!(first, Action::Accept(claim) if claim.provider == node(1)));
         assert_eq!(
-            arbiter.on_status(event(2, FileStatus::Claimed), now),
+            arbiter.on_signal(claim(2), Signal::Claimed, now),
             Action::Wait
         );
 
-        let failed = FileStatus::Failed {
-            reason: FailureReason::UploadFailed,
-            manifest_sha1: None,
-        };
-        let next = arbiter.on_status(event(1, failed), now + Duration::from_secs(1));
+        let failed = Signal::Failed("upload_failed".into());
+        let next = arbiter.on_signal(claim(1), failed, now + Duration::from_secs(1));
         assert!(matches!(next, Action::Accept(claim) if claim.provider == node(2)));
         assert_eq!(arbiter.attempts(), 2);
     }
@@ -301,8 +296,8 @@ mod tests {
     fn stale_standby_claims_are_not_used() {
         let now = Instant::now();
         let mut arbiter = arbiter(now);
-        arbiter.on_status(event(1, FileStatus::Claimed), now);
-        arbiter.on_status(event(2, FileStatus::Claimed), now);
+        arbiter.on_signal(claim(1), Signal::Claimed, now);
+        arbiter.on_signal(claim(2), Signal::Claimed, now);
         let late = now + Duration::from_secs(11);
         assert_eq!(arbiter.on_deadline(late), Action::Rerequest);
         assert_eq!(arbiter.excluded(), &[node(1)]);
@@ -312,13 +307,42 @@ mod tests {
     fn a_stall_excludes_the_provider_and_re_requests() {
         let now = Instant::now();
         let mut arbiter = arbiter(now);
-        arbiter.on_status(event(1, FileStatus::Claimed), now);
-        let started =
-            arbiter.on_status(event(1, FileStatus::Uploading { bytes: 0, total: 9 }), now);
-        assert_eq!(started, Action::Wait);
+        arbiter.on_signal(claim(1), Signal::Claimed, now);
+        assert_eq!(
+            arbiter.on_signal(claim(1), Signal::Progress, now),
+            Action::Wait
+        );
         assert_eq!(arbiter.deadline(), now + Duration::from_secs(30));
         assert_eq!(arbiter.on_deadline(arbiter.deadline()), Action::Rerequest);
         assert_eq!(arbiter.excluded(), &[node(1)]);
+    }
+
+    #[test]
+    fn without_reassignment_a_stall_after_start_gives_up() {
+        let now = Instant::now();
+        let mut arbiter = arbiter(now).without_reassignment_after_start();
+        arbiter.on_signal(claim(1), Signal::Claimed, now);
+        arbiter.on_signal(claim(2), Signal::Claimed, now);
+        arbiter.on_signal(claim(1), Signal::Progress, now);
+        assert!(matches!(
+            arbiter.on_deadline(arbiter.deadline()),
+            Action::GiveUp(GiveUp::Exhausted { attempts: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_active_provider_completes() {
+        let now = Instant::now();
+        let mut arbiter = arbiter(now);
+        arbiter.on_signal(claim(1), Signal::Claimed, now);
+        assert_eq!(
+            arbiter.on_signal(claim(2), Signal::Completed, now),
+            Action::Wait
+        );
+        assert_eq!(
+            arbiter.on_signal(claim(1), Signal::Completed, now),
+            Action::Completed(claim(1))
+        );
     }
 
     #[test]
@@ -330,28 +354,12 @@ mod tests {
         let mut busy = arbiter(now);
         for provider in 1..=3 {
             busy.start_round(now).unwrap();
-            busy.on_status(event(provider, FileStatus::Claimed), now);
+            busy.on_signal(claim(provider), Signal::Claimed, now);
             busy.on_deadline(now + Duration::from_secs(10));
         }
         assert!(matches!(
             busy.start_round(now),
             Err(GiveUp::Exhausted { attempts: 3, .. })
         ));
-    }
-
-    #[test]
-    fn needs_manifest_is_passed_on_only_when_accepted() {
-        let now = Instant::now();
-        let manifest_sha1 = Sha1Hash::of(b"m");
-        let status = FileStatus::Failed {
-            reason: FailureReason::NeedsManifest,
-            manifest_sha1: Some(manifest_sha1),
-        };
-        assert_eq!(
-            arbiter(now).on_status(event(1, status.clone()), now),
-            Action::NeedsManifest(manifest_sha1)
-        );
-        let mut chunk = Arbiter::new(&ExchangeOptions::default(), false, now);
-        assert_eq!(chunk.on_status(event(1, status), now), Action::Wait);
     }
 }

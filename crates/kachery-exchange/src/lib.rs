@@ -14,12 +14,13 @@
 //! publishing, presigned URLs) comes through the [`Network`] trait.
 //!
 //! Module map: `load` (entry and channel choice), `requester` (one object: request and
-//! arbitrate), `bucket_read` (probe, verified download, corrupt reports), `arbiter` (claim arbitration state machine), `chunked` (manifest and
-//! chunks), `provider` (claims), `upload` (shared uploads), `transfer` (HTTP with
-//! verification), `batcher` (coalesced URL calls), `router` (status message delivery),
-//! `progress` (meters and reports).
+//! arbitrate), `bucket_read` (probe, verified download, corrupt reports), `chunked`
+//! (manifest and chunks), `provider` (claims), `upload` (shared uploads), `transfer`
+//! (HTTP with verification), `batcher` (coalesced URL calls), `progress` (meters and
+//! reports), and two public modules the task exchange reuses: `arbiter` (the claim
+//! arbitration state machine) and `router` (status message delivery by request id).
 
-mod arbiter;
+pub mod arbiter;
 mod batcher;
 mod bucket_read;
 mod chunked;
@@ -30,7 +31,7 @@ mod options;
 mod progress;
 mod provider;
 mod requester;
-mod router;
+pub mod router;
 mod transfer;
 mod upload;
 
@@ -68,7 +69,7 @@ pub struct FileExchange {
     node_id: NodeId,
     /// One client for every bucket request, so connections are reused.
     http: reqwest::Client,
-    status_router: StatusRouter,
+    status_router: StatusRouter<StatusEvent>,
     download_urls: Arc<Batcher<BucketKey, DownloadUrls>>,
     upload_urls: Arc<Batcher<UploadItem, PresignedRequest>>,
     provider: ProviderState,
@@ -147,6 +148,7 @@ impl FileExchange {
             PubsubMessage::AcceptClaim {
                 request_id,
                 provider,
+                task_hash: None,
             } => {
                 if provider == self.node_id {
                     self.on_accept_claim(channel, from, request_id);

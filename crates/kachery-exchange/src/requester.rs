@@ -10,13 +10,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kachery_protocol::pubsub::{FileKey, PubsubMessage, RequestId};
+use kachery_protocol::pubsub::{FailureReason, FileKey, FileStatus, PubsubMessage, RequestId};
 use kachery_protocol::{ChannelName, FileUri, Nonce, Role};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::FileExchange;
-use crate::arbiter::{Action, Arbiter, GiveUp};
+use crate::arbiter::{Action, Arbiter, Claim, GiveUp, Signal};
 use crate::bucket_read::BucketCopy;
 use crate::error::LoadError;
 use crate::progress::TransferMeter;
@@ -98,7 +98,7 @@ impl FileExchange {
         let mut subscription = self.status_router.subscribe();
         let accepts_manifest = request.key.chunk_of.is_none()
             && matches!(request.destination, Destination::Store { .. });
-        let mut arbiter = Arbiter::new(&self.options, accepts_manifest, Instant::now());
+        let mut arbiter = Arbiter::new(&self.options, Instant::now());
         let mut action = Action::Rerequest;
         loop {
             action = match action {
@@ -107,10 +107,23 @@ impl FileExchange {
                         if event.file_key.sha1 != request.key.sha1 {
                             Action::Wait
                         } else {
-                            if let kachery_protocol::pubsub::FileStatus::Uploading { total, .. } = event.status {
+                            if let FileStatus::Uploading { total, .. } = event.status {
                                 request.meter.set_total_if_unknown(total);
                             }
-                            arbiter.on_status(event, Instant::now())
+                            if let FileStatus::Failed {
+                                reason: FailureReason::NeedsManifest,
+                                manifest_sha1: Some(manifest_sha1),
+                            } = event.status
+                                && accepts_manifest
+                            {
+                                return Ok(Fetched::NeedsManifest(manifest_sha1));
+                            }
+                            let claim = Claim {
+                                request_id: event.request_id,
+                                channel: event.channel,
+                                provider: event.provider,
+                            };
+                            arbiter.on_signal(claim, signal_of(event.status), Instant::now())
                         }
                     }
                     () = tokio::time::sleep_until(arbiter.deadline()) => {
@@ -138,6 +151,7 @@ impl FileExchange {
                     let message = PubsubMessage::AcceptClaim {
                         request_id: claim.request_id,
                         provider: claim.provider,
+                        task_hash: None,
                     };
                     match self.network.publish(&claim.channel, message).await {
                         Ok(()) => Action::Wait,
@@ -147,7 +161,7 @@ impl FileExchange {
                         ),
                     }
                 }
-                Action::Download(claim) => {
+                Action::Completed(claim) => {
                     match self.download_uploaded(request, &claim.channel).await {
                         Ok(fetched) => return Ok(fetched),
                         Err(DownloadError::Corrupt(detail)) => {
@@ -170,9 +184,6 @@ impl FileExchange {
                         }
                         Err(DownloadError::Store(error)) => return Err(error),
                     }
-                }
-                Action::NeedsManifest(manifest_sha1) => {
-                    return Ok(Fetched::NeedsManifest(manifest_sha1));
                 }
                 Action::GiveUp(give_up) => {
                     return Err(self.give_up_error(request, give_up, n_corrupt));
@@ -246,6 +257,26 @@ impl FileExchange {
                 detail: format!("{}: {last_failure}", describe(&request.key)),
             },
         }
+    }
+}
+
+/// What a `fileStatus` means to arbitration. A `needs_manifest` that reaches here had no
+/// usable manifest (or came for a chunk), so it counts as a failure.
+fn signal_of(status: FileStatus) -> Signal {
+    match status {
+        FileStatus::Claimed => Signal::Claimed,
+        FileStatus::Uploading { .. } => Signal::Progress,
+        FileStatus::Uploaded => Signal::Completed,
+        FileStatus::Failed {
+            reason: FailureReason::NeedsManifest,
+            ..
+        } => Signal::Failed("needs_manifest without a usable manifest".to_owned()),
+        FileStatus::Failed { reason, .. } => Signal::Failed(
+            serde_json::to_value(reason)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "failed".to_owned()),
+        ),
     }
 }
 

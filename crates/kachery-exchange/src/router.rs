@@ -1,4 +1,5 @@
-//! Delivery of incoming `fileStatus` messages to the fetch that sent the request.
+//! Delivery of incoming status messages (`fileStatus`, and `taskStatus` in the task
+//! exchange) to the request that is waiting for them.
 //!
 //! Each object fetch holds a [`StatusSubscription`] and registers every `requestId` it
 //! publishes; [`StatusRouter::deliver`] looks the id up and hands the message over without
@@ -16,6 +17,11 @@ use tokio::sync::mpsc;
 /// a handful per request; only a misbehaving one gets near this.
 const QUEUE_CAPACITY: usize = 256;
 
+/// An event routed by the request id it answers.
+pub trait Routed: Send + 'static {
+    fn request_id(&self) -> RequestId;
+}
+
 /// One `fileStatus` message as a fetch sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct StatusEvent {
@@ -26,17 +32,30 @@ pub(crate) struct StatusEvent {
     pub status: FileStatus,
 }
 
-type Routes = Arc<Mutex<HashMap<RequestId, mpsc::Sender<StatusEvent>>>>;
-
-/// Maps request ids to the fetches waiting for their status messages.
-#[derive(Default)]
-pub(crate) struct StatusRouter {
-    routes: Routes,
+impl Routed for StatusEvent {
+    fn request_id(&self) -> RequestId {
+        self.request_id
+    }
 }
 
-impl StatusRouter {
+type Routes<E> = Arc<Mutex<HashMap<RequestId, mpsc::Sender<E>>>>;
+
+/// Maps request ids to the requests waiting for their status messages.
+pub struct StatusRouter<E> {
+    routes: Routes<E>,
+}
+
+impl<E> Default for StatusRouter<E> {
+    fn default() -> Self {
+        Self {
+            routes: Arc::default(),
+        }
+    }
+}
+
+impl<E: Routed> StatusRouter<E> {
     /// A new subscription with no request ids yet.
-    pub(crate) fn subscribe(&self) -> StatusSubscription {
+    pub fn subscribe(&self) -> StatusSubscription<E> {
         let (events_tx, events_rx) = mpsc::channel(QUEUE_CAPACITY);
         StatusSubscription {
             routes: Arc::clone(&self.routes),
@@ -46,33 +65,33 @@ impl StatusRouter {
         }
     }
 
-    /// Hands `event` to the fetch that owns its request id; `false` if none does.
-    pub(crate) fn deliver(&self, event: StatusEvent) -> bool {
+    /// Hands `event` to the request that owns its request id; `false` if none does.
+    pub fn deliver(&self, event: E) -> bool {
         let routes = self.routes.lock().expect("router lock is never poisoned");
-        let Some(events_tx) = routes.get(&event.request_id) else {
+        let Some(events_tx) = routes.get(&event.request_id()) else {
             return false;
         };
         match events_tx.try_send(event) {
             Ok(()) => true,
             Err(error) => {
-                tracing::debug!(%error, "dropping file status for a full or finished fetch");
+                tracing::debug!(%error, "dropping a status for a full or finished request");
                 false
             }
         }
     }
 }
 
-/// The receiving end of one fetch.
-pub(crate) struct StatusSubscription {
-    routes: Routes,
+/// The receiving end of one request.
+pub struct StatusSubscription<E> {
+    routes: Routes<E>,
     request_ids: Vec<RequestId>,
-    events_tx: mpsc::Sender<StatusEvent>,
-    events_rx: mpsc::Receiver<StatusEvent>,
+    events_tx: mpsc::Sender<E>,
+    events_rx: mpsc::Receiver<E>,
 }
 
-impl StatusSubscription {
+impl<E> StatusSubscription<E> {
     /// Routes status messages for `request_id` to this subscription from now on.
-    pub(crate) fn add(&mut self, request_id: RequestId) {
+    pub fn add(&mut self, request_id: RequestId) {
         self.routes
             .lock()
             .expect("router lock is never poisoned")
@@ -82,7 +101,7 @@ impl StatusSubscription {
 
     /// The next status message; pends forever when none comes (callers race it against a
     /// deadline).
-    pub(crate) async fn next(&mut self) -> StatusEvent {
+    pub async fn next(&mut self) -> E {
         // The subscription holds a sender itself, so the queue never closes.
         self.events_rx
             .recv()
@@ -91,7 +110,7 @@ impl StatusSubscription {
     }
 }
 
-impl Drop for StatusSubscription {
+impl<E> Drop for StatusSubscription<E> {
     fn drop(&mut self) {
         let mut routes = self.routes.lock().expect("router lock is never poisoned");
         for request_id in &self.request_ids {

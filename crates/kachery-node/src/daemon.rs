@@ -1,9 +1,9 @@
 //! Starting and stopping the node daemon (SPEC §13.1).
 //!
 //! [`NodeDaemon::start`] takes the node dir's lock, loads (or makes) the key and the client
-//! token, opens the store, builds the file exchange over the daemon's `Network`, binds the
-//! local API on 127.0.0.1, writes `daemon.json` and starts the reconcile and report loops.
-//! Without a hub URL or owner it runs local-only: the store and local API work, and status
+//! token, opens the store, builds the file and task exchanges over the daemon's
+//! `Network`, binds the local API on 127.0.0.1, writes `daemon.json` and starts the
+//! reconcile and report loops. Without a hub URL or owner it runs local-only: the store and local API work, and status
 //! says what is missing. Every task it spawns is owned by the returned [`NodeHandle`], which
 //! stops them all on [`NodeHandle::shutdown`].
 
@@ -16,6 +16,7 @@ use kachery_exchange::{ExchangeOptions, FileExchange, Network};
 use kachery_feeds::{FeedExchange, FeedKeyError, FeedOptions};
 use kachery_protocol::NodeId;
 use kachery_store::{OpenError, Store, StoreOptions};
+use kachery_tasks::{TaskExchange, TaskOptions};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -55,6 +56,8 @@ pub struct DaemonOptions {
     pub exchange: ExchangeOptions,
     /// Timers of the feed exchange.
     pub feeds: FeedOptions,
+    /// Timers of the task exchange (SPEC §17).
+    pub tasks: TaskOptions,
 }
 
 impl Default for DaemonOptions {
@@ -66,6 +69,7 @@ impl Default for DaemonOptions {
             report_min_spacing: Duration::from_secs(10),
             exchange: ExchangeOptions::default(),
             feeds: FeedOptions::default(),
+            tasks: TaskOptions::default(),
         }
     }
 }
@@ -154,18 +158,27 @@ impl NodeDaemon {
             _ => None,
         };
         let state = Arc::new(NodeState::new(node_id, config.clone()));
-        let network = DaemonNetwork::new(state.clone(), hub.clone(), identity.signing_key.clone());
+        let network: Arc<dyn Network> = Arc::new(DaemonNetwork::new(
+            state.clone(),
+            hub.clone(),
+            identity.signing_key.clone(),
+        ));
         let mut exchange_options = options.exchange.clone();
         exchange_options.parallel_chunks = config.parallel_chunks as usize;
         exchange_options.max_concurrent_uploads = config.max_concurrent_uploads as usize;
-        let network: Arc<dyn Network> = Arc::new(network);
         let exchange = FileExchange::new(store.clone(), network.clone(), exchange_options);
         let feeds = FeedExchange::open(
             paths.node_dir.join("feeds"),
             paths.store_dir.join("feeds"),
-            network,
+            network.clone(),
             options.feeds.clone(),
         )?;
+        let task_exchange = TaskExchange::new(
+            store.clone(),
+            network,
+            identity.signing_key.clone(),
+            options.tasks.clone(),
+        );
 
         let listener = bind_local_api(config.port).await?;
         let local_api_addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -188,6 +201,7 @@ impl NodeDaemon {
                 store: store.clone(),
                 exchange: exchange.clone(),
                 feeds: feeds.clone(),
+                tasks: task_exchange.clone(),
                 reconcile: (reconcile_trigger.clone(), reconcile_requests),
             };
             tasks.extend(loops.spawn(&options, &cancel, &node_span));
@@ -198,6 +212,7 @@ impl NodeDaemon {
             store,
             exchange,
             feeds,
+            tasks: task_exchange,
             reconcile: reconcile_trigger,
             token: client_token.clone(),
             node_dir: paths.node_dir.clone(),
@@ -254,6 +269,7 @@ struct HubLoops {
     store: Store,
     exchange: Arc<FileExchange>,
     feeds: Arc<FeedExchange>,
+    tasks: Arc<TaskExchange>,
     reconcile: (ReconcileTrigger, ReconcileRequests),
 }
 
@@ -271,6 +287,7 @@ impl HubLoops {
             hub: self.hub.clone(),
             exchange: self.exchange.clone(),
             feeds: self.feeds,
+            tasks: self.tasks,
             nonces: Arc::new(Mutex::new(NonceMemory::new(DEFAULT_CAPACITY))),
             reconcile: reconcile_trigger,
             changes: changes.clone(),

@@ -25,6 +25,7 @@ pub mod node_api;
 pub mod pubsub;
 pub mod roles;
 pub mod signing;
+pub mod task;
 pub mod uri;
 pub mod user_api;
 

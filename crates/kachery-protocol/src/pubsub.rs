@@ -11,6 +11,7 @@ use crate::feed::SignedFeedObject;
 use crate::ids::{ChannelName, NodeId, Nonce, Sha1Hash};
 use crate::roles::Band;
 use crate::signing::{self, Purpose};
+use crate::task::{FunctionId, TaskFunction, TaskState, TaskType};
 
 /// A file request id: 16 random bytes as hex.
 pub type RequestId = Nonce;
@@ -49,16 +50,47 @@ pub enum PubsubMessage {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         exclude: Vec<NodeId>,
     },
+    /// Accepts a provider's claim; on requestTasks when it names a task (`taskHash`),
+    /// else on requestFiles.
     #[serde(rename_all = "camelCase")]
     AcceptClaim {
         request_id: RequestId,
         provider: NodeId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_hash: Option<Sha1Hash>,
     },
     #[serde(rename_all = "camelCase")]
     FileStatus {
         request_id: RequestId,
         file_key: FileKey,
         status: FileStatus,
+    },
+    /// Asks providers to run a task (SPEC §17).
+    #[serde(rename_all = "camelCase")]
+    RequestTask {
+        request_id: RequestId,
+        task_hash: Sha1Hash,
+        function_id: FunctionId,
+        function_type: TaskType,
+        kwargs: serde_json::Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        exclude: Vec<NodeId>,
+    },
+    /// Asks providers which task functions they offer.
+    #[serde(rename_all = "camelCase")]
+    ProbeTaskFunctions { probe_id: Nonce },
+    /// A provider's claim and progress on a task request.
+    #[serde(rename_all = "camelCase")]
+    TaskStatus {
+        request_id: RequestId,
+        task_hash: Sha1Hash,
+        status: TaskState,
+    },
+    /// A provider's answer to `probeTaskFunctions`.
+    #[serde(rename_all = "camelCase")]
+    TaskFunctions {
+        probe_id: Nonce,
+        functions: Vec<TaskFunction>,
     },
     /// The channel test's probe; only ever on the probe band.
     #[serde(rename_all = "camelCase")]
@@ -90,10 +122,19 @@ impl PubsubMessage {
     /// The one band this message type may arrive on.
     pub fn band(&self) -> Band {
         match self {
-            PubsubMessage::RequestFile { .. } | PubsubMessage::AcceptClaim { .. } => {
-                Band::RequestFiles
-            }
+            PubsubMessage::RequestFile { .. }
+            | PubsubMessage::AcceptClaim {
+                task_hash: None, ..
+            } => Band::RequestFiles,
             PubsubMessage::FileStatus { .. } => Band::ProvideFiles,
+            PubsubMessage::RequestTask { .. }
+            | PubsubMessage::ProbeTaskFunctions { .. }
+            | PubsubMessage::AcceptClaim {
+                task_hash: Some(_), ..
+            } => Band::RequestTasks,
+            PubsubMessage::TaskStatus { .. } | PubsubMessage::TaskFunctions { .. } => {
+                Band::ProvideTasks
+            }
             PubsubMessage::Probe { .. } => Band::Probe,
             PubsubMessage::SubscribeToSubfeed { .. } => Band::RequestFeeds,
             PubsubMessage::NewSubfeedMessages { .. } | PubsubMessage::SubfeedUploaded { .. } => {
@@ -344,6 +385,41 @@ mod tests {
         forged.from_node_id = crate::signing::node_id_of(&SigningKey::from_bytes(&[4; 32]));
         let bad_signature = check_received(&forged, Band::RequestFiles, &channel, 1_000, never);
         assert_eq!(bad_signature.unwrap_err(), DropReason::BadSignature);
+    }
+
+    #[test]
+    fn task_messages_belong_on_task_bands_and_accepts_follow_their_task_hash() {
+        let request_id = Nonce::from_bytes([2; 16]);
+        let provider = NodeId::from_bytes([9; 32]);
+        let file_accept = PubsubMessage::AcceptClaim {
+            request_id,
+            provider,
+            task_hash: None,
+        };
+        let task_accept = PubsubMessage::AcceptClaim {
+            request_id,
+            provider,
+            task_hash: Some(Sha1Hash::of(b"t")),
+        };
+        assert_eq!(file_accept.band(), Band::RequestFiles);
+        assert_eq!(task_accept.band(), Band::RequestTasks);
+        let status = PubsubMessage::TaskStatus {
+            request_id,
+            task_hash: Sha1Hash::of(b"t"),
+            status: TaskState::Queued,
+        };
+        assert_eq!(status.band(), Band::ProvideTasks);
+
+        // A task accept arriving on the files band is dropped.
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let channel = ChannelName::parse("lab.one").unwrap();
+        let mut sent = body("lab.one", 1_000);
+        sent.message = task_accept;
+        let envelope = PubsubEnvelope::seal(&key, &sent);
+        let never = |_: &NodeId, _: &Nonce| false;
+        let wrong = check_received(&envelope, Band::RequestFiles, &channel, 1_000, never);
+        assert_eq!(wrong.unwrap_err(), DropReason::WrongBand);
+        assert!(check_received(&envelope, Band::RequestTasks, &channel, 1_000, never).is_ok());
     }
 
     #[test]

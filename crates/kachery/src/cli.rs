@@ -58,6 +58,10 @@ pub enum Command {
 
     /// Run a whole network (hub and two nodes) on this machine and share a file end to end
     Demo(DemoArgs),
+
+    /// Ask a channel to run a task, or check on a task request
+    #[command(subcommand)]
+    Task(TaskCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -463,4 +467,57 @@ pub struct ChannelBucketArgs {
     /// bucket's publicBaseUrl, readable by anyone knowing a hash) [default: presigned]
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Run a function through the node's channels and print its result JSON
+    #[command(
+        long_about = "Run a function through the node's channels and print its \
+        result JSON.\n\nA pure calculation is answered from a channel's cache when a \
+        verified result exists; otherwise a provider with a worker for the function runs \
+        it. A query always asks providers and falls back to the last cached result when \
+        none answers. An action runs at most once and prints nothing. Needs the \
+        requestTasks role. Exit codes: 3 no provider and no cached result, 4 denied, 5 a \
+        result failed verification, 6 timeout or no link, 1 the function failed."
+    )]
+    Run(TaskRunArgs),
+    /// Show a task request started on this node (by its request id)
+    Status(TaskStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskRunArgs {
+    /// Function id, e.g. `lab.spikes.count`
+    pub function: String,
+
+    /// Keyword arguments as a JSON object
+    #[arg(long, default_value = "{}")]
+    pub kwargs: String,
+
+    /// pure-calculation, query or action
+    #[arg(long = "type", default_value = "pure-calculation")]
+    pub task_type: String,
+
+    /// Only ask on these channels (repeatable) [default: every channel of this node]
+    #[arg(long = "channel")]
+    pub channels: Vec<String>,
+
+    /// Print each status change as a JSON line instead of only the result
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskStatusArgs {
+    /// The request id shown by `task run --json`
+    pub request_id: String,
+
+    /// Wait until the request ends
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }

@@ -43,6 +43,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Cat(args) => commands::files::cat(args).await,
         Command::Feed(feed) => commands::feed::run(feed).await,
         Command::Demo(args) => commands::demo::run(args).await,
+        Command::Task(task) => commands::task::run(task).await,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod latency;
 pub mod latency_nats;
 pub mod node_api;
 pub mod store;
+pub mod tasks;
 pub mod transfer;
 pub mod upload_pieces;
 

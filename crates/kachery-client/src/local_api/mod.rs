@@ -13,6 +13,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use kachery_protocol::task::{
+    TaskRequestId, TaskRunRequest, TaskView, WorkerPollRequest, WorkerPollResponse, WorkerReport,
+};
 use kachery_protocol::{ChannelName, NodeId, Sha1Hash};
 use reqwest::Method;
 use serde::Serialize;
@@ -147,6 +150,53 @@ impl LocalClient {
             )
             .await?;
         let _ = response.bytes().await;
+        Ok(())
+    }
+
+    /// Starts a task request (SPEC §17); follow it with [`LocalClient::task_view`].
+    pub async fn run_task(&self, request: &TaskRunRequest) -> Result<TaskView, ApiError> {
+        self.json(Method::POST, &["v1", "tasks"], Some(request))
+            .await
+    }
+
+    /// The view of a task request. With `since` set to the version last seen, the daemon
+    /// answers when the view changes or after `wait_ms` (at most 25 s here, so the
+    /// request stays within [`crate::REQUEST_TIMEOUT`]).
+    pub async fn task_view(
+        &self,
+        request_id: &TaskRequestId,
+        since: Option<u64>,
+        wait_ms: u64,
+    ) -> Result<TaskView, ApiError> {
+        let mut url = http::endpoint(&self.base_url, &["v1", "tasks", &request_id.to_string()]);
+        if let Some(since) = since {
+            url.query_pairs_mut()
+                .append_pair("since", &since.to_string())
+                .append_pair("waitMs", &wait_ms.min(25_000).to_string());
+        }
+        let request = self.http.get(url.clone()).bearer_auth(&self.token);
+        let response = http::send(request, &url).await?;
+        http::read_json(response, &url).await
+    }
+
+    /// A worker's long-poll for a job offering `request.functions`.
+    pub async fn poll_task_job(
+        &self,
+        request: &WorkerPollRequest,
+    ) -> Result<WorkerPollResponse, ApiError> {
+        let path = ["v1", "tasks", "backends", "poll"];
+        self.json(Method::POST, &path, Some(request)).await
+    }
+
+    /// A worker's report on job `job_id`.
+    pub async fn report_task_job(
+        &self,
+        job_id: &TaskRequestId,
+        report: &WorkerReport,
+    ) -> Result<(), ApiError> {
+        let job_id = job_id.to_string();
+        let path = ["v1", "tasks", job_id.as_str(), "status"];
+        let _: serde_json::Value = self.json(Method::POST, &path, Some(report)).await?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ use kachery_feeds::FeedExchange;
 use kachery_protocol::node_api::MembershipConfig;
 use kachery_protocol::pubsub::{PubsubBody, PubsubEnvelope, PubsubMessage};
 use kachery_protocol::{Band, ChannelName, NodeId};
+use kachery_tasks::TaskExchange;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -104,6 +105,7 @@ pub(crate) struct LinkContext {
     pub hub: NodeApiClient,
     pub exchange: Arc<FileExchange>,
     pub feeds: Arc<FeedExchange>,
+    pub tasks: Arc<TaskExchange>,
     pub nonces: Arc<Mutex<NonceMemory>>,
     pub reconcile: ReconcileTrigger,
     /// Poked on every state change, so the report loop can tell the hub.

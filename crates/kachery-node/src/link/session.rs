@@ -268,10 +268,14 @@ fn deliver(context: &LinkContext, shared: &LinkShared, band: Band, envelope: Pub
         Ok(body) => {
             tracing::trace!(%band, from = %envelope.from_node_id.short(), "message accepted");
             let (channel, from) = (&shared.channel, envelope.from_node_id);
-            if kachery_feeds::is_feed_message(&body.message) {
-                context.feeds.on_message(channel, from, body.message);
-            } else {
-                context.exchange.on_message(channel, from, body.message);
+            match band {
+                Band::RequestTasks | Band::ProvideTasks => {
+                    context.tasks.on_message(channel, from, body.message)
+                }
+                _ if kachery_feeds::is_feed_message(&body.message) => {
+                    context.feeds.on_message(channel, from, body.message)
+                }
+                _ => context.exchange.on_message(channel, from, body.message),
             }
         }
         // FIXME: drops are only logged; count them by reason once the node exports metrics.

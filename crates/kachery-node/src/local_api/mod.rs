@@ -15,6 +15,8 @@
 //! | POST `/v1/store`, GET `/v1/files/{sha1}`, GET `/v1/transfers` | `handlers` |
 //! | POST `/v1/load` | `load` (NDJSON stream) |
 //! | POST `/v1/feeds`, POST/GET `/v1/feeds/{feedId}/subfeeds/{name}/messages` | `feeds` |
+//! | POST `/v1/tasks`, GET `/v1/tasks/{requestId}` | `tasks` (requesters) |
+//! | POST `/v1/tasks/backends/poll`, POST `/v1/tasks/{jobId}/status` | `tasks` (workers) |
 
 pub use crate::client_token::read_client_token;
 
@@ -23,14 +25,17 @@ mod feeds;
 mod guard;
 mod handlers;
 mod load;
+mod tasks;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use kachery_exchange::FileExchange;
 use kachery_feeds::FeedExchange;
 use kachery_store::Store;
+use kachery_tasks::TaskExchange;
 use tokio_util::sync::CancellationToken;
 
 use crate::client_token::ClientToken;
@@ -43,6 +48,7 @@ pub(crate) struct ApiState {
     pub store: Store,
     pub exchange: Arc<FileExchange>,
     pub feeds: Arc<FeedExchange>,
+    pub tasks: Arc<TaskExchange>,
     pub reconcile: ReconcileTrigger,
     pub token: ClientToken,
     /// The node directory; `/v1/store` refuses paths inside it (the node key lives there).
@@ -64,6 +70,13 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/v1/feeds/{feed_id}/subfeeds/{name}/messages",
             post(feeds::append).get(feeds::read),
+        )
+        .route("/v1/tasks", post(tasks::run))
+        .route("/v1/tasks/{request_id}", get(tasks::view))
+        .route("/v1/tasks/backends/poll", post(tasks::poll))
+        .route(
+            "/v1/tasks/{request_id}/status",
+            post(tasks::report).layer(DefaultBodyLimit::max(tasks::MAX_REPORT_BODY_BYTES)),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

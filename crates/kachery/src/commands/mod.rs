@@ -12,6 +12,7 @@ pub mod hub;
 pub mod login;
 pub mod node;
 mod passcode;
+pub mod task;
 
 mod access;
 mod credentials;
