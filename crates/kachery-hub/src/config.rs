@@ -397,6 +397,7 @@ impl HubConfig {
                 return Err(invalid(key, "must be 5 to 1800 seconds".to_owned()));
             }
             self.pubsub_credential_ttl_ms = secs * 1000;
+        }
         if let Some(domains) = var("ALLOWED_DOMAINS") {
             self.allowed_domains = normalize_domains(domains.split(',').map(str::to_owned));
         }

@@ -164,12 +164,16 @@ impl TaskExchange {
                 let channel = channel.clone();
                 tokio::spawn(async move { exchange.answer_probe(&channel, probe_id).await });
             }
-            // File messages belong to the file exchange; function lists are not used yet.
+            // File and feed messages belong to their exchanges; function lists are not
+            // used yet.
             PubsubMessage::AcceptClaim { .. }
             | PubsubMessage::TaskFunctions { .. }
             | PubsubMessage::RequestFile { .. }
             | PubsubMessage::FileStatus { .. }
-            | PubsubMessage::Probe { .. } => {}
+            | PubsubMessage::Probe { .. }
+            | PubsubMessage::SubscribeToSubfeed { .. }
+            | PubsubMessage::NewSubfeedMessages { .. }
+            | PubsubMessage::SubfeedUploaded { .. } => {}
         }
     }
 }

@@ -28,16 +28,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(state: &AppState, channel: &ChannelRecord) -> TestReport {
     let mut steps = Steps::default();
     let started = Instant::now();
-    let Some(bucket) = state.backends.bucket_for(channel) else {
-        steps.record(
-            "backend",
-            started,
-            StepOutcome::Failed(format!(
-                "bucket backend {:?} is not run by this hub",
-                channel.bucket_backend
-            )),
-        );
-        return steps.report();
+    let bucket = match state
+        .backends
+        .buckets
+        .bucket_for(state.db.as_ref(), state.vault.cipher(), channel)
+        .await
+    {
+        Ok(bucket) => bucket,
+        Err(error) => {
+            steps.record("backend", started, StepOutcome::Failed(error_chain(&error)));
+            return steps.report();
+        }
     };
     let http = match reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
@@ -51,7 +52,7 @@ pub async fn run(state: &AppState, channel: &ChannelRecord) -> TestReport {
         }
     };
     let probe = Probe {
-        bucket,
+        bucket: bucket.as_ref(),
         http: &http,
     };
 

@@ -11,12 +11,14 @@ use kachery_protocol::hub_views::TestReport;
 use kachery_protocol::pubsub::{PubsubBody, PubsubEnvelope, PubsubMessage, check_received};
 use kachery_protocol::roles::Capability;
 use kachery_protocol::{Band, Email, Nonce, signing};
+use kachery_pubsub::nats::NatsUserKey;
 use kachery_pubsub::{ClientOptions, CredentialRequest, Incoming, PubsubConnection};
 
 use super::{StepOutcome, Steps};
 use crate::app::AppState;
 use crate::db::ChannelRecord;
 use crate::error::error_chain;
+use crate::pubsub_backends;
 use crate::time::now_ms;
 
 /// How long the probe may take to arrive (SPEC §10.2).
@@ -42,31 +44,34 @@ pub async fn run(state: &AppState, channel: &ChannelRecord, tester: &Email) -> T
         publish: vec![Band::Probe],
         subscribe: vec![Band::Probe],
     };
+    // Each identity holds its own NATS user key, as a node's link does; other brokers
+    // ignore it.
+    let user_keys = (NatsUserKey::generate(), NatsUserKey::generate());
     let mut credentials = Vec::new();
-    for key in [&sender_key, &receiver_key] {
+    for (key, user_key) in [(&sender_key, &user_keys.0), (&receiver_key, &user_keys.1)] {
         let node_id = signing::node_id_of(key);
+        let user_public_key = user_key.public_key();
         let request = CredentialRequest {
             node_id: &node_id,
             owner: tester,
             channel: &channel.name,
             capability: &capability,
             now_ms: now_ms(),
+            nats_user_key: Some(&user_public_key),
         };
-        match state.backends.issue_credential(channel, &request) {
-            Some(Ok(issued)) => credentials.push(issued.credential),
-            Some(Err(error)) => {
-                steps.record(
-                    "credential",
-                    started,
-                    StepOutcome::Failed(error_chain(&error)),
-                );
-                return steps.report();
-            }
-            None => {
-                let error = format!(
+        let issued = match state.backends.issue_credential(channel, &request) {
+            Some(issued) => issued.map_err(|error| error_chain(&error)),
+            None => match pubsub_backends::issue(state, channel, &request).await {
+                Some(issued) => issued.map_err(|error| error.message),
+                None => Err(format!(
                     "pub-sub backend {:?} is not run by this hub",
                     channel.pubsub_backend
-                );
+                )),
+            },
+        };
+        match issued {
+            Ok(issued) => credentials.push(issued.credential),
+            Err(error) => {
                 steps.record("credential", started, StepOutcome::Failed(error));
                 return steps.report();
             }
@@ -79,8 +84,12 @@ pub async fn run(state: &AppState, channel: &ChannelRecord, tester: &Email) -> T
         flush_delay: Duration::from_millis(5),
         ..ClientOptions::default()
     };
-    let sender = PubsubConnection::open(&credentials[0], options.clone()).await;
-    let receiver = PubsubConnection::open(&credentials[1], options).await;
+    let with_key = |user_key: &NatsUserKey| ClientOptions {
+        nats_user_key: Some(user_key.clone()),
+        ..options.clone()
+    };
+    let sender = PubsubConnection::open(&credentials[0], with_key(&user_keys.0)).await;
+    let receiver = PubsubConnection::open(&credentials[1], with_key(&user_keys.1)).await;
     let (sender, mut receiver) = match (sender, receiver) {
         (Ok((sender, _)), Ok((receiver, _))) => (sender, receiver),
         (Err(error), _) | (_, Err(error)) => {

@@ -18,7 +18,6 @@ use kachery_protocol::user_api::{
 use super::{channel_view, find_channel, full_channel_view, is_owner_or_admin};
 use crate::app::AppState;
 use crate::auth::AuthedUser;
-use crate::backends::EMBEDDED;
 use crate::channel_buckets::BucketConfig;
 use crate::db::NewChannel;
 use crate::error::{ApiError, ApiResult};
@@ -149,12 +148,6 @@ pub async fn delete(
     state.backends.close_channel(&channel.name);
     tracing::info!(channel = %channel.name, "channel deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn unsupported(kind: &str, backend: &str) -> ApiError {
-    ApiError::validation(format!(
-        "{kind} backend {backend:?} is not available on this hub; use \"embedded\""
-    ))
 }
 
 /// Checks `bucket` of a create request against the secrets given with it: the settings,

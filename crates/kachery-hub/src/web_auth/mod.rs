@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 
-pub use extract::{BrowserSession, SessionForm, SignInRequired};
+pub use extract::{BrowserSession, SessionForm};
 
 /// Form bodies of the sign-in routes are small.
 const MAX_FORM_BYTES: usize = 16 * 1024;

@@ -31,7 +31,7 @@ use openidconnect::{
 use serde::Deserialize;
 
 use super::login::{audit_sign_in, end_previous_session, safe_return_to};
-use super::session::{self, random_token, sha256_hex};
+use super::session::{self, sha256_hex};
 use crate::app::AppState;
 use crate::config::OidcProviderConfig;
 use crate::db::{AuthFlow, FlowKind};

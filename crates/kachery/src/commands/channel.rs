@@ -4,7 +4,7 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 
 use kachery_protocol::user_api::{
-    CreateChannelRequest, NatsSettings, PubsubSettings, SecretKind, SecretValue,
+    NatsSettings, PubsubSettings, SecretKind, SecretValue,
 };
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet};
 
