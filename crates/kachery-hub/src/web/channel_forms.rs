@@ -1,6 +1,7 @@
-//! `/channels/new` and `/channels/join?node=…`: creating a channel (name, backends, read
-//! mode, an optional secret that is never echoed) and joining one with a node (requested
-//! roles, optional passcode). Refusals come back beside the field they are about.
+//! `/channels/new` and `/channels/join?node=…`: creating a channel (name, bucket and
+//! pub-sub backends with their settings, read mode, and each backend's secret, which is
+//! never echoed) and joining one with a node (requested roles, optional passcode).
+//! Refusals come back beside the field they are about.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use axum::http::StatusCode;
 use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::node_api::ReadMode;
 use kachery_protocol::user_api::{
-    BucketSettings, CreateChannelRequest, JoinChannelRequest, PubsubSettings, SecretKind,
-    SecretValue,
+    BucketSettings, CreateChannelRequest, JoinChannelRequest, NatsSettings, PubsubSettings,
+    SecretKind, SecretValue,
 };
 use kachery_protocol::{ChannelName, RoleSet};
 use serde::Deserialize;
@@ -29,9 +30,45 @@ use crate::web_auth::{BrowserSession, SessionForm};
 struct NewChannelPage {
     layout: Layout,
     errors: FormErrors,
+    /// What was typed, shown again after a refusal (secrets never are).
+    values: ChannelFormValues,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ChannelFormValues {
     name: String,
+    bucket_backend: String,
+    bucket_config: String,
     public_reads: bool,
-    secret_kind: String,
+    pubsub_backend: String,
+    nats_servers: String,
+    nats_account: String,
+}
+
+impl ChannelFormValues {
+    fn read(form: &Fields) -> Self {
+        let text = |key: &str| form::field(form, key).trim().to_owned();
+        Self {
+            name: text("name"),
+            bucket_backend: text("bucket_backend"),
+            bucket_config: text("bucket_config"),
+            public_reads: form::field(form, "read_mode") == "public",
+            pubsub_backend: text("pubsub_backend"),
+            nats_servers: text("nats_servers"),
+            nats_account: text("nats_account"),
+        }
+    }
+}
+
+/// The secret a backend needs, if any: the kind is implied by the backend chosen.
+fn secret_kind_of(backend: &str) -> Option<SecretKind> {
+    match backend {
+        "s3" => Some(SecretKind::S3SecretAccessKey),
+        "gcs" => Some(SecretKind::GcsServiceAccount),
+        "nats" => Some(SecretKind::NatsAccountSeed),
+        "ably" => Some(SecretKind::AblyApiKey),
+        _ => None,
+    }
 }
 
 #[derive(Template)]
@@ -49,45 +86,73 @@ pub async fn new_page(State(state): State<Arc<AppState>>, session: BrowserSessio
     let page = NewChannelPage {
         layout: Layout::signed_in(&state, &session),
         errors: FormErrors::new(),
-        name: String::new(),
-        public_reads: false,
-        secret_kind: String::new(),
+        values: ChannelFormValues::default(),
     };
     Ok(render(StatusCode::OK, &page))
 }
 
-/// `POST /channels/new {name, bucket_backend, read_mode, pubsub_backend, secret_kind,
-/// secret_value}`.
+/// `POST /channels/new {name, bucket_backend, bucket_config, bucket_secret, read_mode,
+/// pubsub_backend, nats_servers, nats_account, pubsub_secret}`.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     SessionForm { session, form }: SessionForm<Fields>,
 ) -> PageResult {
     let layout = Layout::signed_in(&state, &session);
-    let name_text = form::field(&form, "name").to_owned();
-    let public_reads = form::field(&form, "read_mode") == "public";
-    let secret_kind = form::field(&form, "secret_kind").to_owned();
+    let values = ChannelFormValues::read(&form);
     let mut errors = FormErrors::new();
 
-    let name = ChannelName::parse(&name_text)
+    let name = ChannelName::parse(&values.name)
         .map_err(|error| errors.add("name", format!("Name: {error}")))
         .ok();
+    let bucket_config = match values.bucket_backend.as_str() {
+        "" | "embedded" => None,
+        _ if values.bucket_config.is_empty() => {
+            errors.add(
+                "bucket_config",
+                "Bucket settings: required for an S3 or GCS bucket",
+            );
+            None
+        }
+        _ => serde_json::from_str::<serde_json::Value>(&values.bucket_config)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .or_else(|| {
+                errors.add("bucket_config", "Bucket settings: not a JSON object");
+                None
+            }),
+    };
+    let nats = (values.pubsub_backend == "nats").then(|| NatsSettings {
+        servers: values
+            .nats_servers
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        account: values.nats_account.clone(),
+    });
     let mut secrets = BTreeMap::new();
-    let secret_value = form::field(&form, "secret_value");
-    if !secret_value.is_empty() {
-        match secret_kind.parse::<SecretKind>() {
-            Ok(kind) => {
-                secrets.insert(kind, SecretValue::new(secret_value));
+    for (backend, field) in [
+        (&values.bucket_backend, "bucket_secret"),
+        (&values.pubsub_backend, "pubsub_secret"),
+    ] {
+        let value = form::field(&form, field);
+        match secret_kind_of(backend) {
+            Some(kind) if !value.is_empty() => {
+                secrets.insert(kind, SecretValue::new(value));
             }
-            Err(_) => errors.add("secret_kind", "Secret: choose what kind of secret this is"),
+            Some(_) => errors.add(field, "Secret: required for this backend"),
+            None if !value.is_empty() => {
+                errors.add(field, "Secret: the embedded backend takes none; leave it empty");
+            }
+            None => {}
         }
     }
 
     let page = |errors: FormErrors| NewChannelPage {
         layout: layout.clone(),
         errors,
-        name: name_text.clone(),
-        public_reads,
-        secret_kind: secret_kind.clone(),
+        values: values.clone(),
     };
     let Some(name) = name.filter(|_| errors.is_empty()) else {
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page(errors)));
@@ -96,15 +161,17 @@ pub async fn create(
     let request = CreateChannelRequest {
         name: name.clone(),
         bucket: Some(BucketSettings {
-            backend: form::field(&form, "bucket_backend").to_owned(),
-            read_mode: if public_reads {
+            backend: values.bucket_backend.clone(),
+            config: bucket_config,
+            read_mode: if values.public_reads {
                 ReadMode::Public
             } else {
                 ReadMode::Presigned
             },
         }),
         pubsub: Some(PubsubSettings {
-            backend: form::field(&form, "pubsub_backend").to_owned(),
+            backend: values.pubsub_backend.clone(),
+            nats,
         }),
         secrets,
     };
@@ -119,10 +186,20 @@ pub async fn create(
         Err(error) => {
             let field = match error.code {
                 ErrorCode::ChannelExists => "name",
-                ErrorCode::SecretInvalid => "secret_value",
+                ErrorCode::SecretInvalid
+                    if ["s3SecretAccessKey", "gcsServiceAccount"]
+                        .iter()
+                        .any(|kind| error.message.contains(kind)) =>
+                {
+                    "bucket_secret"
+                }
+                ErrorCode::SecretInvalid => "pubsub_secret",
+                _ if error.message.contains("nats") || error.message.contains("NATS") => {
+                    "nats_servers"
+                }
                 _ if error.message.contains("readMode") => "read_mode",
                 _ if error.message.contains("pubsub") => "pubsub_backend",
-                _ if error.message.contains("bucket") => "bucket_backend",
+                _ if error.message.contains("bucket") => "bucket_config",
                 ErrorCode::ValidationFailed => "",
                 _ => return Err(error).or_page(&layout),
             };

@@ -1,12 +1,15 @@
 //! The web site's rules, checked over real HTTP with a cookie session (SPEC §12, §10.3):
 //! another person's node and channel refused for reading and writing, an expired
 //! registration link refused with the failed check shown, a form error beside its field,
-//! and a good link registering the node on Confirm. The full browser journey is in
+//! a good link registering the node on Confirm, and a channel on a real S3 server and a
+//! real nats-server made from the form, whose "test channel" passes. The full browser journey is in
 //! `crates/kachery/tests/web_journey.rs`.
 
+use kachery_bucket::s3_test_server::S3TestServer;
 use kachery_client::{now_ms, registration_envelope, registration_link};
 use kachery_hub::HubHandle;
 use kachery_protocol::Label;
+use kachery_pubsub::nats::test_server::NatsTestServer;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
@@ -17,6 +20,7 @@ on_both_backends!(
     an_expired_registration_link_is_refused_with_its_check_shown,
     a_good_registration_link_registers_on_confirm,
     a_form_error_is_shown_beside_its_field,
+    a_channel_on_s3_and_nats_is_created_from_the_form_and_passes_its_test,
 );
 
 /// A browser without JavaScript: one session cookie, no redirects followed.
@@ -300,6 +304,80 @@ async fn a_form_error_is_shown_beside_its_field(backend: Backend) -> TestResult 
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("id=\"name-error\"") && page.contains("value=\"lab.taken\""));
+    hub.shutdown().await?;
+    Ok(())
+}
+
+async fn a_channel_on_s3_and_nats_is_created_from_the_form_and_passes_its_test(
+    backend: Backend,
+) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let dir = tempfile::tempdir()?;
+    let s3 = S3TestServer::spawn(
+        dir.path().to_owned(),
+        "127.0.0.1:0".parse()?,
+        &["form-bucket"],
+        "form-access-key",
+        "form-secret-key-0123456789",
+    )
+    .await?;
+    let nats = NatsTestServer::start();
+    let hub = env.spawn_hub().await;
+    let alice = Browser::sign_in(&hub, "alice@example.org").await;
+    let bucket_config = serde_json::json!({
+        "endpoint": s3.endpoint.as_str(),
+        "region": "us-east-1",
+        "bucket": "form-bucket",
+        "pathStyle": true,
+        "accessKeyId": "form-access-key",
+        "allowHttp": true,
+    })
+    .to_string();
+    let fields = |bucket_secret: &'static str| {
+        vec![
+            ("name", "lab.engines"),
+            ("bucket_backend", "s3"),
+            ("bucket_config", bucket_config.as_str()),
+            ("bucket_secret", bucket_secret),
+            ("read_mode", "presigned"),
+            ("pubsub_backend", "nats"),
+            ("nats_servers", nats.url.as_str()),
+            ("nats_account", nats.account.as_str()),
+            ("pubsub_secret", nats.signing_seed.as_str()),
+        ]
+    };
+
+    // Without the bucket's secret the form comes back with the error beside that field,
+    // the settings kept and no secret echoed.
+    let (status, _, page) = alice.post("/channels/new", &fields("")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"bucket_secret-error\""), "{page}");
+    assert!(page.contains("form-access-key"), "the settings are kept: {page}");
+    assert!(!page.contains(&nats.signing_seed), "a secret was echoed");
+
+    let (status, location, _) = alice
+        .post("/channels/new", &fields("form-secret-key-0123456789"))
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/channels/lab.engines")
+    );
+    let (status, page) = alice.get("/channels/lab.engines").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("s3SecretAccessKey") && page.contains("natsAccountSeed"));
+    assert!(!page.contains("form-secret-key-0123456789") && !page.contains(&nats.signing_seed));
+
+    // The channel test uploads to s3s-fs (which checks every signature) and sends a probe
+    // through nats-server with credentials the hub minted.
+    let (status, _, page) = alice.post("/channels/lab.engines/test", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let results = page
+        .split("id=\"test-results\"")
+        .nth(1)
+        .and_then(|rest| rest.split("id=\"members\"").next())
+        .expect("the page shows the test results");
+    assert!(!results.contains("failed"), "{results}");
+    assert_eq!(results.matches("passed").count(), 2, "{results}");
     hub.shutdown().await?;
     Ok(())
 }
