@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{BIN, start_hub_with, start_node};
+use common::{BIN, start_node, start_oidc_hub};
 use oidc_provider::OidcProvider;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
@@ -22,7 +22,7 @@ const OWNER: &str = "carol@example.org";
 fn login_through_the_browser_then_register_and_create() {
     let dir = tempfile::tempdir().unwrap();
     let provider = OidcProvider::start();
-    let hub = start_oidc_hub(dir.path(), &provider);
+    let hub = start_oidc_hub(dir.path(), &provider.issuer);
     let node = start_node(&dir.path().join("carol"), &hub.url, OWNER, "carol-node");
 
     // The CLI prints the address to open, then waits for the browser's approval.
@@ -74,26 +74,6 @@ fn login_through_the_browser_then_register_and_create() {
     std::fs::remove_file(&credentials).unwrap();
     let refused = node.run(&["channel", "members", "login.made"]);
     assert_ne!(refused.code, 0);
-}
-
-fn start_oidc_hub(dir: &std::path::Path, provider: &OidcProvider) -> common::Hub {
-    let config = dir.join("hub.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[oidc]]\nname = \"mock\"\nissuer = \"{}\"\nclient_id = \"kachery-cli-test\"\n",
-            provider.issuer
-        ),
-    )
-    .unwrap();
-    start_hub_with(
-        dir,
-        &["--bind", "127.0.0.1:0", "--config", config.to_str().unwrap()],
-        &[
-            ("KACHERY_HUB_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
-            ("KACHERY_HUB_OIDC_MOCK_CLIENT_SECRET", "cli-test-secret"),
-        ],
-    )
 }
 
 /// Opens the CLI's address like a browser would: the hub sends it to sign in, the

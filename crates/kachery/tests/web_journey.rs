@@ -1,20 +1,24 @@
-//! The hub's web site in a real headless Chromium (SPEC §12): a real hub process with dev
-//! login and a real node daemon, then `tests/web/journey.js` (playwright-core driving
-//! `/usr/bin/chromium`) walks through sign-in, registering the node from the link
-//! `kachery node register` printed, creating and joining a channel, granting roles,
-//! minting and entering a passcode, the channel test and sign-out. Screenshots of every
-//! page land in `target/journey/`. Afterwards the node itself must hold the roles the
-//! pages gave it.
+//! The hub's web site in a real headless Chromium (SPEC §12): a real OpenID Connect
+//! provider (oauth2-mock-server, `crates/kachery-hub/tests/oidc`), a real hub process
+//! signing in only through it, and a real node daemon, then `tests/web/journey.js`
+//! (playwright-core driving `/usr/bin/chromium`) walks through sign-in at the provider,
+//! registering the node from the link `kachery node register` printed, creating and
+//! joining a channel, granting roles, minting and entering a passcode, the channel test
+//! and sign-out. Screenshots of every page land in `target/journey/`. Afterwards the node
+//! itself must hold the roles the pages gave it.
 //!
-//! Needs Node.js, `npm ci` in `tests/web` and the Debian `chromium` package; `.ci/run`
-//! installs them. Without them the test fails and says what is missing.
+//! Needs Node.js, `npm ci` in `tests/web` and `tests/oidc`, and the Debian `chromium`
+//! package; `.ci/run` installs them. Without them the test fails and says what is missing.
 
 mod common;
+#[path = "../../kachery-hub/tests/oidc/provider.rs"]
+mod oidc_provider;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
+use oidc_provider::OidcProvider;
 
 const CHANNEL: &str = "journey.lab";
 
@@ -45,7 +49,8 @@ fn check_prerequisites() {
 fn a_person_manages_a_node_and_a_channel_through_the_web_site() {
     check_prerequisites();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let hub = start_hub(dir.path());
+    let provider = OidcProvider::start_signing_in_as("alice-subject", ALICE);
+    let hub = start_oidc_hub(dir.path(), &provider.issuer);
     let node = start_node(&dir.path().join("node"), &hub.url, ALICE, "journey-node");
 
     let printed = node.run(&["node", "register", "--json"]).ok();

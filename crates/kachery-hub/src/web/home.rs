@@ -1,5 +1,6 @@
-//! `/`: sign-in for visitors (the dev form when enabled); for a signed-in person their
-//! nodes, the channels they own and those their nodes joined, and the admin link.
+//! `/`: sign-in for visitors (a link per OpenID Connect provider, the dev form when
+//! enabled); for a signed-in person their nodes, the channels they own and those their
+//! nodes joined, and the admin link.
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ struct HomePage {
 #[template(path = "welcome.html")]
 struct WelcomePage {
     layout: Layout,
+    /// `(name, label)` of each configured OpenID Connect provider, in config order.
+    providers: Vec<(String, String)>,
 }
 
 pub struct NodeRow {
@@ -54,7 +57,15 @@ pub async fn page(
         .map_err(ApiError::from)
         .or_page(&signed_out)?;
     let Some(live) = live else {
-        return Ok(render(StatusCode::OK, &WelcomePage { layout: signed_out }));
+        let providers = crate::web_auth::providers(&state)
+            .into_iter()
+            .map(|provider| (provider.name.to_owned(), provider.label.to_owned()))
+            .collect();
+        let welcome = WelcomePage {
+            layout: signed_out,
+            providers,
+        };
+        return Ok(render(StatusCode::OK, &welcome));
     };
     let browser = BrowserSession::from_live(&state, live, request_id);
     let layout = Layout::signed_in(&state, &browser);

@@ -126,6 +126,25 @@ pub struct Hub {
     pub data_dir: PathBuf,
 }
 
+/// Starts `kachery hub serve` on a free loopback port with one OpenID Connect provider,
+/// `mock`, at `issuer` (no dev login).
+pub fn start_oidc_hub(dir: &Path, issuer: &str) -> Hub {
+    let config = dir.join("hub.toml");
+    std::fs::write(
+        &config,
+        format!("[[oidc]]\nname = \"mock\"\nissuer = \"{issuer}\"\nclient_id = \"kachery-cli-test\"\n"),
+    )
+    .expect("hub.toml can be written");
+    start_hub_with(
+        dir,
+        &["--bind", "127.0.0.1:0", "--config", config.to_str().expect("a UTF-8 path")],
+        &[
+            ("KACHERY_HUB_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+            ("KACHERY_HUB_OIDC_MOCK_CLIENT_SECRET", "cli-test-secret"),
+        ],
+    )
+}
+
 /// Starts `kachery hub serve --dev-login` on a free loopback port.
 pub fn start_hub(dir: &Path) -> Hub {
     start_hub_at(dir, "127.0.0.1:0")

@@ -1,5 +1,5 @@
 // The web journey of crates/kachery/tests/web_journey.rs: one person, in a real headless
-// Chromium, signs in, registers their node from the link `kachery node register` printed,
+// Chromium, signs in at an OpenID Connect provider, registers their node from the link `kachery node register` printed,
 // creates a channel, joins it with requested roles, grants roles, sees the effective roles,
 // mints and uses a passcode, tests the channel and signs out. A screenshot of each page goes
 // to SCREENSHOT_DIR. Any failed expectation throws, and the process exits non-zero.
@@ -56,13 +56,16 @@ async function main() {
   };
   const text = async () => page.locator("main").innerText();
 
-  // 1. Sign in through the dev-login form on the start page.
+  // 1. Sign in at the OpenID Connect provider from the start page: the hub sends the
+  //    browser there, the provider (which signs in OWNER) straight back with a code, and
+  //    the hub checks state, nonce and the ID token before opening a session.
   await page.goto(hubUrl + "/");
   await snap("welcome");
-  await page.getByLabel("E-mail to sign in as").fill(owner);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  const providerLink = page.getByRole("link", { name: /^Sign in with / });
+  await providerLink.click();
   await page.waitForURL(hubUrl + "/");
   expect((await text()).includes("Your nodes and channels"), "signed in to the home page");
+  expect((await page.locator("header").innerText()).includes(owner), "signed in as the owner");
   await snap("home");
 
   // 2. Register the node from the link the node printed: every check passes, Confirm.
@@ -155,7 +158,7 @@ async function main() {
   // 11. Sign out: back to the welcome page, and the node page now asks to sign in.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(hubUrl + "/");
-  expect(await page.getByLabel("E-mail to sign in as").isVisible(), "signed out");
+  expect(await providerLink.isVisible(), "signed out: the sign-in link is back");
   await snap("signed-out");
   await page.goto(`${hubUrl}/nodes/${nodeId}`);
   expect(page.url().includes("/login"), `a signed-out visit is sent to sign in: ${page.url()}`);
