@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs `kachery demo` on scale-out engines instead of the embedded ones: the hub database on
-# PostgreSQL and the channel bucket on a signature-checking S3 server (s3s-fs, the dev-only
-# example `s3_test_server` of kachery-bucket, started here on a free loopback port).
-# The pub-sub broker stays embedded until the NATS backend lands.
+# PostgreSQL, the channel bucket on a signature-checking S3 server (s3s-fs, the dev-only
+# example `s3_test_server` of kachery-bucket) and the channel's pub-sub on a nats-server in
+# operator/JWT mode (the dev-only example `nats_test_server` of kachery-pubsub), both
+# started here on free loopback ports.
 #
 #   scripts/demo-engines.sh [extra kachery demo flags, e.g. --json --size 20000000]
 #
@@ -11,6 +12,9 @@
 #   KACHERY_DEMO_S3_ENDPOINT   use this S3-compatible endpoint (with KACHERY_DEMO_S3_BUCKET,
 #                              KACHERY_DEMO_S3_ACCESS_KEY_ID, KACHERY_DEMO_S3_SECRET) instead
 #                              of starting the local test server
+#   KACHERY_DEMO_NATS_URL      use this NATS server (with KACHERY_DEMO_NATS_ACCOUNT and
+#                              KACHERY_DEMO_NATS_SEED, an account signing seed) instead of
+#                              starting a local one; needs nats-server on PATH otherwise
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +22,10 @@ export KACHERY_DEMO_DATABASE_URL="${KACHERY_DEMO_DATABASE_URL:-postgres://postgr
 
 work="$(mktemp -d -t kachery-demo-engines-XXXXXX)"
 server_pid=""
+nats_pid=""
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [ -n "$nats_pid" ]; then kill "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,6 +48,22 @@ if [ -z "${KACHERY_DEMO_S3_ENDPOINT:-}" ]; then
     KACHERY_DEMO_S3_ENDPOINT="$(sed -n 's/^endpoint //p' "$work/s3.out")"
     export KACHERY_DEMO_S3_ENDPOINT
     echo "s3 test server at $KACHERY_DEMO_S3_ENDPOINT (bucket $KACHERY_DEMO_S3_BUCKET)" >&2
+fi
+
+if [ -z "${KACHERY_DEMO_NATS_URL:-}" ]; then
+    cargo build --quiet -p kachery-pubsub --features test-server --example nats_test_server
+    target/debug/examples/nats_test_server >"$work/nats.out" 2>"$work/nats.err" &
+    nats_pid=$!
+    for _ in $(seq 1 100); do
+        if grep -q '^seed ' "$work/nats.out" 2>/dev/null; then break; fi
+        if ! kill -0 "$nats_pid" 2>/dev/null; then cat "$work/nats.err" >&2; exit 1; fi
+        sleep 0.1
+    done
+    KACHERY_DEMO_NATS_URL="$(sed -n 's/^url //p' "$work/nats.out")"
+    KACHERY_DEMO_NATS_ACCOUNT="$(sed -n 's/^account //p' "$work/nats.out")"
+    KACHERY_DEMO_NATS_SEED="$(sed -n 's/^seed //p' "$work/nats.out")"
+    export KACHERY_DEMO_NATS_URL KACHERY_DEMO_NATS_ACCOUNT KACHERY_DEMO_NATS_SEED
+    echo "nats-server (JWT mode) at $KACHERY_DEMO_NATS_URL" >&2
 fi
 
 cargo build --quiet -p kachery

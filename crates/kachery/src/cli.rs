@@ -442,6 +442,15 @@ pub struct DemoEngineArgs {
     /// Signing region of the S3 endpoint
     #[arg(long, value_name = "REGION", default_value = "us-east-1")]
     pub s3_region: String,
+
+    /// Run the channel's pub-sub on this NATS server in JWT mode, e.g. nats://127.0.0.1:4222;
+    /// the account's signing seed is read from KACHERY_DEMO_NATS_SEED
+    #[arg(long, value_name = "URL", env = "KACHERY_DEMO_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Public key (A…) of the NATS account the demo channel's users belong to
+    #[arg(long, value_name = "ACCOUNT", env = "KACHERY_DEMO_NATS_ACCOUNT", requires = "nats_url")]
+    pub nats_account: Option<String>,
 }
 
 

@@ -1,13 +1,14 @@
-//! The engines `kachery demo` runs on: embedded by default, or a database URL and an
-//! S3-compatible endpoint given as options (`scripts/demo-engines.sh` starts PostgreSQL's
-//! database and a loopback S3 server and passes them). The pub-sub broker stays embedded
-//! until the NATS backend lands; it will be one more option here.
+//! The engines `kachery demo` runs on: embedded by default, or a database URL, an
+//! S3-compatible endpoint and a NATS server given as options (`scripts/demo-engines.sh`
+//! uses PostgreSQL's database and starts a loopback S3 server and a JWT-mode nats-server).
 
 use std::collections::BTreeMap;
 
 use kachery_protocol::ChannelName;
 use kachery_protocol::node_api::ReadMode;
-use kachery_protocol::user_api::{BucketSettings, CreateChannelRequest, SecretKind, SecretValue};
+use kachery_protocol::user_api::{
+    BucketSettings, CreateChannelRequest, NatsSettings, PubsubSettings, SecretKind, SecretValue,
+};
 use serde_json::json;
 
 use crate::cli::DemoEngineArgs;
@@ -16,9 +17,19 @@ use crate::exit::Failure;
 /// Environment variable holding the S3 secret access key (never a flag: `ps` shows flags).
 const S3_SECRET_ENV: &str = "KACHERY_DEMO_S3_SECRET";
 
+/// Environment variable holding the NATS account signing seed (`SA…`).
+const NATS_SEED_ENV: &str = "KACHERY_DEMO_NATS_SEED";
+
 pub struct DemoEngines {
     database: Database,
     s3: Option<S3Engine>,
+    nats: Option<NatsEngine>,
+}
+
+struct NatsEngine {
+    url: String,
+    account: String,
+    seed: SecretValue,
 }
 
 enum Database {
@@ -70,7 +81,24 @@ impl DemoEngines {
                 })
             }
         };
-        Ok(Self { database, s3 })
+        let nats = match &args.nats_url {
+            None => None,
+            Some(url) => {
+                let missing = |what: &str| Failure::usage(format!("--nats-url needs {what}"));
+                let account = args
+                    .nats_account
+                    .clone()
+                    .ok_or_else(|| missing("--nats-account"))?;
+                let seed = std::env::var(NATS_SEED_ENV)
+                    .map_err(|_| missing(&format!("the account signing seed in {NATS_SEED_ENV}")))?;
+                Some(NatsEngine {
+                    url: url.clone(),
+                    account,
+                    seed: SecretValue::new(seed.trim().to_owned()),
+                })
+            }
+        };
+        Ok(Self { database, s3, nats })
     }
 
     /// One line for the step log, e.g. "PostgreSQL, embedded broker, S3 bucket".
@@ -79,7 +107,8 @@ impl DemoEngines {
             Database::Sqlite => "SQLite",
             Database::Postgres => "PostgreSQL",
         };
-        format!("{database}, embedded broker, {} bucket", self.bucket_name())
+        let broker = if self.nats.is_some() { "NATS" } else { "embedded" };
+        format!("{database}, {broker} broker, {} bucket", self.bucket_name())
     }
 
     pub fn bucket_name(&self) -> &'static str {
@@ -93,41 +122,53 @@ impl DemoEngines {
                 Database::Sqlite => "sqlite",
                 Database::Postgres => "postgres",
             },
-            "pubsub": "embedded",
+            "pubsub": if self.nats.is_some() { "nats" } else { "embedded" },
+            "natsUrl": self.nats.as_ref().map(|nats| nats.url.as_str()),
             "bucket": self.bucket_name(),
             "s3Endpoint": self.s3.as_ref().map(|s3| s3.endpoint.as_str()),
         })
     }
 
-    /// The channel Alice creates: on the S3 bucket when one was given.
+    /// The channel Alice creates: on the S3 bucket and NATS server when given.
     pub fn channel_request(&self, name: ChannelName) -> CreateChannelRequest {
-        let Some(s3) = &self.s3 else {
-            return CreateChannelRequest {
-                name,
-                bucket: None,
-                pubsub: None,
-                secrets: Default::default(),
-            };
-        };
-        // Plain http is allowed by the hub only for loopback endpoints.
-        let config = json!({
-            "endpoint": s3.endpoint.as_str(),
-            "region": s3.region,
-            "bucket": s3.bucket,
-            "prefix": "kachery-demo",
-            "pathStyle": true,
-            "accessKeyId": s3.access_key_id,
-            "allowHttp": s3.endpoint.scheme() == "http",
-        });
-        CreateChannelRequest {
+        let mut request = CreateChannelRequest {
             name,
-            bucket: Some(BucketSettings {
+            bucket: None,
+            pubsub: None,
+            secrets: BTreeMap::new(),
+        };
+        if let Some(s3) = &self.s3 {
+            // Plain http is allowed by the hub only for loopback endpoints.
+            let config = json!({
+                "endpoint": s3.endpoint.as_str(),
+                "region": s3.region,
+                "bucket": s3.bucket,
+                "prefix": "kachery-demo",
+                "pathStyle": true,
+                "accessKeyId": s3.access_key_id,
+                "allowHttp": s3.endpoint.scheme() == "http",
+            });
+            request.bucket = Some(BucketSettings {
                 backend: "s3".to_owned(),
                 config: Some(config),
                 read_mode: ReadMode::Presigned,
-            }),
-            pubsub: None,
-            secrets: BTreeMap::from([(SecretKind::S3SecretAccessKey, s3.secret.clone())]),
+            });
+            request
+                .secrets
+                .insert(SecretKind::S3SecretAccessKey, s3.secret.clone());
         }
+        if let Some(nats) = &self.nats {
+            request.pubsub = Some(PubsubSettings {
+                backend: "nats".to_owned(),
+                nats: Some(NatsSettings {
+                    servers: vec![nats.url.clone()],
+                    account: nats.account.clone(),
+                }),
+            });
+            request
+                .secrets
+                .insert(SecretKind::NatsAccountSeed, nats.seed.clone());
+        }
+        request
     }
 }
