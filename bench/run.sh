@@ -4,7 +4,8 @@
 # of /tmp at the peak (row 1 keeps its 1 GiB copies until its last repeat).
 #
 #   bench/run.sh                         # everything, 1 GiB file, 3 repeats
-#   BENCH_ROWS=4,5 bench/run.sh          # only some rows (1 store, 2+3 transfer, 4 node API, 5 latency, 6 tasks)
+#   BENCH_ROWS=4,5 bench/run.sh          # only some rows (1 store, 2+3 transfer, 2s+3s on S3,
+#                                        # 4 node API, 5 latency, 6 tasks, 7 feeds)
 #   BENCH_SIZE=200000000 bench/run.sh    # smaller big file, for a quick look
 #   BENCH_REPEATS=1 bench/run.sh         # one repeat instead of the median of 3
 #   BENCH_OUT=/tmp/b.md bench/run.sh     # write elsewhere
@@ -44,4 +45,4 @@ trap 'rm -rf -- "$work"' EXIT
   --out "${BENCH_OUT:-docs/BENCHMARKS.md}" \
   --size "${BENCH_SIZE:-1073741824}" \
   --repeats "${BENCH_REPEATS:-3}" \
-  --rows "${BENCH_ROWS:-1,2,3,4,5,6}"
+  --rows "${BENCH_ROWS:-1,2,3,2s,4,5,6,7}"

@@ -287,6 +287,19 @@ impl Person {
             .with_context(|| format!("failed to create channel {channel}"))?;
         Ok(channel)
     }
+
+    /// Creates a channel from a full createChannel request in JSON (bucket, pub-sub,
+    /// secrets).
+    pub async fn create_channel_from(&self, request: serde_json::Value) -> anyhow::Result<()> {
+        let name = request["name"].clone();
+        let request: CreateChannelRequest =
+            serde_json::from_value(request).context("not a createChannel request")?;
+        self.api
+            .create_channel(&request)
+            .await
+            .with_context(|| format!("failed to create channel {name}"))?;
+        Ok(())
+    }
 }
 
 /// Puts node `node_id` of `owner` into `channel` with `roles`: the owner asks to join,

@@ -45,9 +45,10 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     repeats: usize,
 
-    /// Rows to run, comma-separated (1 store, 2 transfer, 3 bucket load, 4 node API,
-    /// 5 latency, 6 cached-task lookup; 2 and 3 run together)
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5,6")]
+    /// Rows to run, comma-separated (1 store, 2 transfer, 3 bucket load, 2s and 3s the
+    /// same on S3, 4 node API, 5 latency (5*-nats on NATS), 6 cached-task lookup, 7 feed
+    /// delivery; 2 and 3 run together, as do 2s and 3s)
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,2s,4,5,6,7")]
     rows: Vec<String>,
 }
 
@@ -91,13 +92,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let result = rows::store::run(&ctx, &mut report);
         note_failure(&mut report, "1", result);
     }
-    let needs_network = ["2", "3", "4", "5", "6"].iter().any(|row| wants(row));
+    let needs_network = ["2", "3", "2s", "3s", "4", "5", "6", "7"]
+        .iter()
+        .any(|row| wants(row));
     if needs_network {
         let net = rows::Network::start(&ctx).await?;
         if wants("2") || wants("3") {
             eprintln!("rows 2 and 3: channel transfer and bucket load vs curl");
             let result = rows::transfer::run(&ctx, &net, &mut report).await;
             note_failure(&mut report, "2 and 3", result);
+        }
+        if wants("2s") || wants("3s") {
+            eprintln!("rows 2s and 3s: the same on an S3 bucket (s3s-fs) vs curl");
+            let result = rows::transfer::run_s3(&ctx, &net, &mut report).await;
+            note_failure(&mut report, "2s and 3s", result);
         }
         if wants("4") {
             eprintln!("row 4: node API load vs /healthz");
@@ -113,6 +121,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("row 6: cached-task lookup vs kachery cat");
             let result = rows::tasks::run(&ctx, &net, &mut report).await;
             note_failure(&mut report, "6", result);
+        }
+        if wants("7") {
+            eprintln!("row 7: feed append-to-delivery latency");
+            let result = rows::feeds::run(&ctx, &net, &mut report).await;
+            note_failure(&mut report, "7", result);
         }
     }
 

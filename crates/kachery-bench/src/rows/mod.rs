@@ -2,9 +2,11 @@
 //! ([`Context`]) and the hub with its provider daemon ([`Network`]).
 
 pub mod curl;
+pub mod feeds;
 pub mod latency;
 pub mod latency_nats;
 pub mod node_api;
+pub mod s3;
 pub mod store;
 pub mod tasks;
 pub mod transfer;

@@ -51,12 +51,19 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
         &net.bob.email,
         "bench-T",
     )?;
-    admit(alice, &net.bob, &requester.node_id, &channel, "requestTasks").await?;
+    admit(
+        alice,
+        &net.bob,
+        &requester.node_id,
+        &channel,
+        "requestTasks",
+    )
+    .await?;
     net.a.wait_for_link(&channel)?;
     requester.wait_for_link(&channel)?;
 
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/task-worker.sh");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/task-worker.sh");
     let _worker = Worker(
         Command::new("sh")
             .arg(script)
@@ -73,12 +80,8 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
     // The one real run: A computes, stores payload and record in the bucket.
     let args = ["task", "run", "demo.add", "--kwargs", KWARGS, "--json"];
     let (_, views) = run_timed(&mut requester.cli(&args))?;
-    let last: serde_json::Value = serde_json::from_str(
-        views
-            .lines()
-            .last()
-            .context("task run printed no view")?,
-    )?;
+    let last: serde_json::Value =
+        serde_json::from_str(views.lines().last().context("task run printed no view")?)?;
     let uri = last["resultUri"]
         .as_str()
         .context("the first run stored no result")?

@@ -25,6 +25,7 @@ use crate::measure::{
 };
 use crate::report::{Report, Row};
 use crate::rows::curl::{self, CurlRun, Object};
+use crate::rows::s3::S3Bucket;
 use crate::rows::store::size_label;
 use crate::rows::upload_pieces;
 use crate::rows::{Context, Network};
@@ -45,7 +46,66 @@ struct Shared {
     n_chunks: usize,
 }
 
+/// The bucket the transfer channels use.
+pub enum Bucket<'a> {
+    /// The hub's embedded bucket: rows 2 and 3, with the evidence for their bottlenecks.
+    Embedded,
+    /// A signature-checking S3 server: rows 2s and 3s.
+    S3(&'a S3Bucket),
+}
+
+impl Bucket<'_> {
+    fn row_suffix(&self) -> &'static str {
+        match self {
+            Bucket::Embedded => "",
+            Bucket::S3(_) => "s",
+        }
+    }
+
+    fn channel_prefix(&self) -> &'static str {
+        match self {
+            Bucket::Embedded => "bench",
+            Bucket::S3(_) => "bench.s3",
+        }
+    }
+
+    async fn create_channel(&self, net: &Network, name: &str) -> anyhow::Result<ChannelName> {
+        match self {
+            Bucket::Embedded => net.alice.create_channel(name).await,
+            Bucket::S3(s3) => {
+                let channel = ChannelName::parse(name).context("invalid channel name")?;
+                net.alice
+                    .create_channel_from(s3.channel_request(&channel))
+                    .await?;
+                Ok(channel)
+            }
+        }
+    }
+
+    fn channel_dir(&self, net: &Network, channel: &ChannelName) -> std::path::PathBuf {
+        match self {
+            Bucket::Embedded => net.hub.bucket_dir(channel),
+            Bucket::S3(s3) => s3.channel_dir(channel),
+        }
+    }
+}
+
 pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::Result<()> {
+    run_on(ctx, net, report, Bucket::Embedded).await
+}
+
+/// Rows 2s and 3s: the same transfer and bucket load on an S3 channel.
+pub async fn run_s3(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::Result<()> {
+    let s3 = S3Bucket::start(&ctx.work)?;
+    run_on(ctx, net, report, Bucket::S3(&s3)).await
+}
+
+async fn run_on(
+    ctx: &Context,
+    net: &Network,
+    report: &mut Report,
+    bucket: Bucket<'_>,
+) -> anyhow::Result<()> {
     let dir = ctx.work.join("transfer");
     std::fs::create_dir_all(&dir)?;
     let shared = prepare(ctx, net, &dir)?;
@@ -53,7 +113,7 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
 
     let mut repeats = Vec::with_capacity(ctx.repeats);
     for repeat in 0..ctx.repeats {
-        repeats.push(run_repeat(ctx, net, &shared, &curl_node, &dir, repeat).await?);
+        repeats.push(run_repeat(ctx, net, &bucket, &shared, &curl_node, &dir, repeat).await?);
     }
     let loads2 = repeats.iter().map(|r| r.load2).collect();
     let loads3 = repeats.iter().map(|r| r.load3).collect();
@@ -62,12 +122,16 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
     let curl2: Vec<CurlRun> = repeats.iter().map(|r| r.curl2).collect();
     let curl3: Vec<CurlRun> = repeats.iter().map(|r| r.curl3).collect();
 
-    // Evidence for the bottleneck column: the provider's way of streaming uploads replayed
-    // alone, and how fast sha1sum (the baselines' hasher) goes here.
+    // Evidence for the bottleneck column (embedded bucket only): the provider's way of
+    // streaming uploads replayed alone, and how fast sha1sum (the baselines' hasher) goes.
     let first_chunks = &shared.objects[1..shared.objects.len().min(1 + PARALLEL_CHUNKS)];
-    let (small_pieces, large_pieces) =
-        upload_pieces::compare(&curl_node, net, first_chunks, ctx.repeats).await?;
-    let sha1sum_rate = sha1sum_rate(first_chunks)?;
+    let evidence = match bucket {
+        Bucket::Embedded => Some((
+            upload_pieces::compare(&curl_node, net, first_chunks, ctx.repeats).await?,
+            sha1sum_rate(first_chunks)?,
+        )),
+        Bucket::S3(_) => None,
+    };
 
     let total = |runs: &[CurlRun]| runs.iter().map(|run| run.total).collect::<Vec<_>>();
     let (k2, c2) = (median_timed(&kachery2), median_timed(&total(&curl2)));
@@ -88,10 +152,21 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
     let cores = std::thread::available_parallelism().map_or(2, usize::from) as f64;
 
     let size_label = size_label(size);
+    let (suffix, on) = match bucket {
+        Bucket::Embedded => ("", ""),
+        Bucket::S3(_) => ("s", ", S3 bucket (s3s-fs, SigV4)"),
+    };
+    let row2_bottleneck = match evidence {
+        Some(((small_pieces, large_pieces), _)) => {
+            upload_bottleneck(small_pieces, large_pieces, curl_put, size)
+                .unwrap_or_else(|| transfer_bottleneck(k2, c2, rounds, cores, 5))
+        }
+        None => transfer_bottleneck(k2, c2, rounds, cores, 5),
+    };
     report.rows.push(Row {
-        id: "2".into(),
+        id: format!("2{suffix}"),
         what: format!(
-            "{size_label} channel transfer A→B (`kachery load` on B; A claims and uploads \
+            "{size_label} channel transfer A→B{on} (`kachery load` on B; A claims and uploads \
              {} chunks + manifest, B downloads 4 at a time)",
             shared.n_chunks
         ),
@@ -102,14 +177,14 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
             rate(c2)
         ),
         ratio: k2.wall / c2.wall,
-        bottleneck: upload_bottleneck(small_pieces, large_pieces, curl_put, size)
-            .unwrap_or_else(|| transfer_bottleneck(k2, c2, rounds, cores, 5)),
+        bottleneck: row2_bottleneck,
         loads: loads2,
     });
     report.rows.push(Row {
-        id: "3".into(),
+        id: format!("3{suffix}"),
         what: format!(
-            "load of a bucket-resident {size_label} file (fresh node C; only probes and GETs)"
+            "load of a bucket-resident {size_label} file{on} (fresh node C; only probes and \
+             GETs)"
         ),
         kachery: rate(k3),
         baseline: format!(
@@ -120,84 +195,99 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
         bottleneck: transfer_bottleneck(k3, c3, rounds, cores, 3),
         loads: loads3,
     });
-    report.details.push((
-        "Rows 2 and 3: channel transfer and bucket load".into(),
-        vec![
-            format!(
-                "kachery CPU (user + system of hub, node A, the loading node and the CLI, \
-                 summed): row 2 {:.1} s in {} wall = {:.0} % of {cores:.0} cores; row 3 {:.1} s \
-                 in {} = {:.0} %.",
-                k2.cpu,
-                seconds_text(k2.wall),
-                100.0 * k2.cpu / (k2.wall * cores),
-                k3.cpu,
-                seconds_text(k3.wall),
-                100.0 * k3.cpu / (k3.wall * cores)
-            ),
-            format!(
-                "Per repeat, in run order (kachery first in repeats 1 and 3): row 2 kachery {}, \
-                 curl {}; row 3 kachery {}, curl {}.",
-                per_repeat(kachery2.iter().map(|t| t.wall), "s"),
-                per_repeat(curl2.iter().map(|r| r.total.wall), "s"),
-                per_repeat(kachery3.iter().map(|t| t.wall), "s"),
-                per_repeat(curl3.iter().map(|r| r.total.wall), "s")
-            ),
-            format!(
-                "Baseline CPU (curl, sha1sum, tee and the hub): row 2 {:.1} s, row 3 {:.1} s. \
-                 Row 2's baseline phases: PUT {} ({:.0} MB/s into the bucket), GET and hash {} \
-                 ({:.0} MB/s).",
-                c2.cpu,
-                c3.cpu,
-                seconds_text(curl_put),
-                mb_per_second(size, curl_put),
-                seconds_text(curl_get),
-                mb_per_second(size, curl_get)
-            ),
-            format!(
-                "Per round of {PARALLEL_CHUNKS} chunks ({rounds} rounds, the manifest alone \
-                 first): row 2 kachery {} vs curl {}; row 3 kachery {} vs curl {}. Each \
-                 chunk fetched from a provider is a conversation: probe (createDownloadUrls \
-                 in a 20 ms window, HEAD), requestFile, claimed, acceptClaim, the provider's \
-                 createUploadUrls (100 ms window), PUT, uploaded, createDownloadUrls, GET; \
-                 follow-up messages on a band wait for its next frame ({:.0} ms apart).",
-                ms_text(k2.wall / rounds as f64),
-                ms_text(c2.wall / rounds as f64),
-                ms_text(k3.wall / rounds as f64),
-                ms_text(c3.wall / rounds as f64),
-                FLUSH_DELAY_S * 1e3
-            ),
+    let (row2, row3) = (format!("row 2{suffix}"), format!("row 3{suffix}"));
+    let mut details = vec![
+        format!(
+            "kachery CPU (user + system of hub, node A, the loading node and the CLI, \
+             summed): {row2} {:.1} s in {} wall = {:.0} % of {cores:.0} cores; {row3} {:.1} \
+             s in {} = {:.0} %.",
+            k2.cpu,
+            seconds_text(k2.wall),
+            100.0 * k2.cpu / (k2.wall * cores),
+            k3.cpu,
+            seconds_text(k3.wall),
+            100.0 * k3.cpu / (k3.wall * cores)
+        ),
+        format!(
+            "Per repeat, in run order (kachery first in repeats 1 and 3): {row2} kachery \
+             {}, curl {}; {row3} kachery {}, curl {}.",
+            per_repeat(kachery2.iter().map(|t| t.wall), "s"),
+            per_repeat(curl2.iter().map(|r| r.total.wall), "s"),
+            per_repeat(kachery3.iter().map(|t| t.wall), "s"),
+            per_repeat(curl3.iter().map(|r| r.total.wall), "s")
+        ),
+        format!(
+            "Baseline CPU (curl, sha1sum, tee and the hub): {row2} {:.1} s, {row3} {:.1} s. \
+             {row2}'s baseline phases: PUT {} ({:.0} MB/s into the bucket), GET and hash {} \
+             ({:.0} MB/s).",
+            c2.cpu,
+            c3.cpu,
+            seconds_text(curl_put),
+            mb_per_second(size, curl_put),
+            seconds_text(curl_get),
+            mb_per_second(size, curl_get)
+        ),
+        format!(
+            "Per round of {PARALLEL_CHUNKS} chunks ({rounds} rounds, the manifest alone \
+             first): {row2} kachery {} vs curl {}; {row3} kachery {} vs curl {}. Each \
+             chunk fetched from a provider is a conversation: probe (createDownloadUrls \
+             in a 20 ms window, HEAD), requestFile, claimed, acceptClaim, the provider's \
+             createUploadUrls (100 ms window), PUT, uploaded, createDownloadUrls, GET; \
+             follow-up messages on a band wait for its next frame ({:.0} ms apart).",
+            ms_text(k2.wall / rounds as f64),
+            ms_text(c2.wall / rounds as f64),
+            ms_text(k3.wall / rounds as f64),
+            ms_text(c3.wall / rounds as f64),
+            FLUSH_DELAY_S * 1e3
+        ),
+    ];
+    match evidence {
+        Some(((small_pieces, large_pieces), sha1sum_rate)) => details.extend([
             format!(
                 "Provider upload path replayed alone (4 chunks at once, `tokio::fs::File` \
-                 through `ReaderStream` into a reqwest body, as `kachery-exchange` does it, \
-                 median of {} runs): {small_pieces:.0} MB/s with 4 KiB pieces \
-                 (`ReaderStream::new`, the default) vs {large_pieces:.0} MB/s with 1 MiB \
-                 pieces; curl PUTs {:.0} MB/s into the same bucket.",
+             through `ReaderStream` into a reqwest body, as `kachery-exchange` does it, \
+             median of {} runs): {small_pieces:.0} MB/s with 4 KiB pieces \
+             (`ReaderStream::new`, the default) vs {large_pieces:.0} MB/s with 1 MiB \
+             pieces; curl PUTs {:.0} MB/s into the same bucket.",
                 ctx.repeats,
                 mb_per_second(size, curl_put)
             ),
             format!(
                 "The baselines hash with coreutils `sha1sum`, {sha1sum_rate:.0} MB/s here \
-                 (no SHA extensions), while kachery's `sha1` crate uses them; that, not HTTP, \
-                 is what row 3's baseline waits for."
+             (no SHA extensions), while kachery's `sha1` crate uses them; that, not HTTP, \
+             is what row 3's baseline waits for."
             ),
             "Hashing per byte in kachery: the provider hashes while uploading, the bucket \
-             while receiving, the requester while downloading, again in \
-             `Partial::write_chunk` (plus an fsync per chunk), and once more over the \
-             assembled file in `Partial::finish`: 5 SHA-1 passes for row 2, 3 for row 3. \
-             The curl baseline hashes twice (bucket on PUT, sha1sum per chunk) plus once for \
-             the whole file."
+         while receiving, the requester while downloading, again in \
+         `Partial::write_chunk` (plus an fsync per chunk), and once more over the \
+         assembled file in `Partial::finish`: 5 SHA-1 passes for row 2, 3 for row 3. \
+         The curl baseline hashes twice (bucket on PUT, sha1sum per chunk) plus once for \
+         the whole file."
                 .into(),
             "Baseline details: the file is pre-split into the same 20,000,000-byte chunks \
-             (untimed); the benchmark's own registered node identity gets presigned URLs \
-             with one createUploadUrls and one createDownloadUrls call (timed), curl sends \
-             exactly the presigned headers (content-type, content-length) plus an empty \
-             `Expect:` so it does not wait for 100-continue. PUT and GET are two phases, \
-             whereas kachery overlaps uploads of some chunks with downloads of others. Each \
-             repeat uses fresh channels and fresh requesting nodes; bucket objects stay in the \
-             page cache between PUT and GET."
+         (untimed); the benchmark's own registered node identity gets presigned URLs \
+         with one createUploadUrls and one createDownloadUrls call (timed), curl sends \
+         exactly the presigned headers (content-type, content-length) plus an empty \
+         `Expect:` so it does not wait for 100-continue. PUT and GET are two phases, \
+         whereas kachery overlaps uploads of some chunks with downloads of others. Each \
+         repeat uses fresh channels and fresh requesting nodes; bucket objects stay in the \
+         page cache between PUT and GET."
                 .into(),
-        ],
-    ));
+        ]),
+        None => details.push(
+            "The S3 server (s3s-fs) runs inside the benchmark process on a runtime of its \
+             own, so its CPU is in neither CPU figure; it hashes (SHA-256 of the signed \
+             request, MD5 for the ETag) and writes every object to disk. Objects are deleted \
+             between repeats; the same chunk files, presigned-URL calls and curl options as \
+             rows 2 and 3."
+                .into(),
+        ),
+    }
+    let title = match bucket {
+        Bucket::Embedded => "Rows 2 and 3: channel transfer and bucket load",
+        Bucket::S3(_) => "Rows 2s and 3s: the same on an S3 bucket",
+    };
+    report.details.push((title.into(), details));
     remove(&dir)
 }
 
@@ -217,18 +307,18 @@ struct Repeat {
 async fn run_repeat(
     ctx: &Context,
     net: &Network,
+    bucket: &Bucket<'_>,
     shared: &Shared,
     curl_node: &Identity,
     dir: &Path,
     repeat: usize,
 ) -> anyhow::Result<Repeat> {
-    let xfer = net
-        .alice
-        .create_channel(&format!("bench.xfer{repeat}"))
+    let prefix = bucket.channel_prefix();
+    let xfer = bucket
+        .create_channel(net, &format!("{prefix}.xfer{repeat}"))
         .await?;
-    let baseline = net
-        .alice
-        .create_channel(&format!("bench.curl{repeat}"))
+    let baseline = bucket
+        .create_channel(net, &format!("{prefix}.curl{repeat}"))
         .await?;
     let (alice, a) = (&net.alice, &net.a);
     admit(alice, alice, &a.node_id, &xfer, "requestFiles,provideFiles").await?;
@@ -269,11 +359,13 @@ async fn run_repeat(
         let curl = curl2().await?;
         (kachery_load(&b, &shared.uri, &daemons)?, curl)
     };
-    remove(&net.hub.bucket_dir(&baseline))?;
+    remove(&bucket.channel_dir(net, &baseline))?;
     b.discard()?;
     eprintln!(
-        "  repeat {repeat} row 2: kachery {:.2} s, curl {:.2} s",
-        kachery2.wall, curl2.total.wall
+        "  repeat {repeat} row 2{}: kachery {:.2} s, curl {:.2} s",
+        bucket.row_suffix(),
+        kachery2.wall,
+        curl2.total.wall
     );
 
     // Row 3: the bucket of `xfer` now holds the manifest and every chunk.
@@ -299,10 +391,12 @@ async fn run_repeat(
         (kachery_load(&c, &shared.uri, &daemons)?, curl)
     };
     c.discard()?;
-    remove(&net.hub.bucket_dir(&xfer))?;
+    remove(&bucket.channel_dir(net, &xfer))?;
     eprintln!(
-        "  repeat {repeat} row 3: kachery {:.2} s, curl {:.2} s",
-        kachery3.wall, curl3.total.wall
+        "  repeat {repeat} row 3{}: kachery {:.2} s, curl {:.2} s",
+        bucket.row_suffix(),
+        kachery3.wall,
+        curl3.total.wall
     );
 
     Ok(Repeat {
