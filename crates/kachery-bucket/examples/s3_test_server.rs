@@ -28,13 +28,18 @@ async fn main() {
     };
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let server =
-        S3TestServer::spawn(root.into(), addr, &[bucket.as_str()], access_key, &secret_key)
-            .await
-            .unwrap_or_else(|error| {
-                eprintln!("s3_test_server: {error}");
-                std::process::exit(1);
-            });
+    let server = S3TestServer::spawn(
+        root.into(),
+        addr,
+        &[bucket.as_str()],
+        access_key,
+        &secret_key,
+    )
+    .await
+    .unwrap_or_else(|error| {
+        eprintln!("s3_test_server: {error}");
+        std::process::exit(1);
+    });
     println!("endpoint {}", server.endpoint);
     let _ = tokio::signal::ctrl_c().await;
 }

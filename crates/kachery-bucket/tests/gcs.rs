@@ -71,7 +71,14 @@ impl FakeGcs {
             .port();
         let host = format!("127.0.0.1:{port}");
         let child = Command::new(fake_gcs_binary())
-            .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+            ])
             .args(["-backend", "filesystem", "-filesystem-root"])
             .arg(root.path())
             .args(["-public-host", &host, "-log-level", "error"])
@@ -82,7 +89,10 @@ impl FakeGcs {
             .expect("fake-gcs-server starts");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&host).is_err() {
-            assert!(Instant::now() < deadline, "fake-gcs-server did not listen on {host}");
+            assert!(
+                Instant::now() < deadline,
+                "fake-gcs-server did not listen on {host}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
@@ -146,13 +156,27 @@ async fn upload_read_probe_and_delete_through_signed_urls() {
     assert_eq!(send(&put, bytes.clone()).await.0, StatusCode::OK);
 
     // The object sits under the prefix, and every read path sees it.
-    assert!(bucket.object_name(&key).starts_with("kachery/lab.gcs/sha1/"));
-    let get = bucket.presign_get(&key, ReadMethod::Get, in_15_minutes()).unwrap();
-    assert_eq!(send(&get, Vec::new()).await, (StatusCode::OK, bytes.clone()));
-    let head = bucket.presign_get(&key, ReadMethod::Head, in_15_minutes()).unwrap();
+    assert!(
+        bucket
+            .object_name(&key)
+            .starts_with("kachery/lab.gcs/sha1/")
+    );
+    let get = bucket
+        .presign_get(&key, ReadMethod::Get, in_15_minutes())
+        .unwrap();
+    assert_eq!(
+        send(&get, Vec::new()).await,
+        (StatusCode::OK, bytes.clone())
+    );
+    let head = bucket
+        .presign_get(&key, ReadMethod::Head, in_15_minutes())
+        .unwrap();
     assert_eq!(send(&head, Vec::new()).await.0, StatusCode::OK);
     assert_eq!(bucket.head(&key).await.unwrap(), Some(50_000));
-    assert_eq!(bucket.get(&key, 1 << 20).await.unwrap(), Some(bytes.clone()));
+    assert_eq!(
+        bucket.get(&key, 1 << 20).await.unwrap(),
+        Some(bytes.clone())
+    );
     assert!(bucket.get(&key, 1_000).await.is_err());
 
     // The hub's delete (corrupt-object cleanup) removes it; a second one finds nothing.
@@ -176,5 +200,8 @@ async fn replaced_keys_carry_no_generation_condition() {
         assert!(!put.headers.contains_key("x-goog-if-generation-match"));
         assert_eq!(send(&put, body.to_vec()).await.0, StatusCode::OK);
     }
-    assert_eq!(bucket.get(&key, 100).await.unwrap().as_deref(), Some(&b"head2"[..]));
+    assert_eq!(
+        bucket.get(&key, 100).await.unwrap().as_deref(),
+        Some(&b"head2"[..])
+    );
 }

@@ -5,6 +5,7 @@
 //! token; `dev_token` is the one call that needs none. Each method maps one endpoint and
 //! returns the wire type from [`kachery_protocol::user_api`].
 
+use kachery_protocol::cli_login::{CliTokenRequest, DeviceCodeResponse, TokenView};
 use kachery_protocol::hub_views::{
     AdminUserView, AuditView, ChannelStats, ChannelTestResponse, CreatePasscodeRequest,
     CreatedPasscode, EnterPasscodeRequest, LinkedPasscodeView, PasscodeView,
@@ -14,7 +15,6 @@ use kachery_protocol::user_api::{
     GrantRequest, JoinChannelRequest, ListResponse, MeResponse, MemberView, MembershipView,
     NodeView, RegisterNodeRequest, UpdateMembershipRequest,
 };
-use kachery_protocol::cli_login::{CliTokenRequest, DeviceCodeResponse, TokenView};
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet, SignedEnvelope};
 use reqwest::Method;
 use serde::Serialize;

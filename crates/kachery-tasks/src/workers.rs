@@ -245,10 +245,18 @@ mod tests {
         registry.enqueue(job(2, "f.add"));
         let offered = [function("f.add", TaskType::PureCalculation)];
 
-        let taken = registry.take(&offered, Duration::from_secs(1)).await.unwrap();
+        let taken = registry
+            .take(&offered, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(taken.spec.job_id, Nonce::from_bytes([2; 16]));
         assert_eq!(taken.current(), JobState::Running { progress: None });
-        assert!(registry.take(&offered, Duration::from_secs(1)).await.is_none());
+        assert!(
+            registry
+                .take(&offered, Duration::from_secs(1))
+                .await
+                .is_none()
+        );
         assert!(registry.taken(&Nonce::from_bytes([2; 16])).is_some());
         assert_eq!(registry.n_queued(), 1);
     }

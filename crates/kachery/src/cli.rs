@@ -432,11 +432,21 @@ pub struct DemoEngineArgs {
     pub s3_endpoint: Option<url::Url>,
 
     /// Bucket on the S3 endpoint
-    #[arg(long, value_name = "NAME", env = "KACHERY_DEMO_S3_BUCKET", requires = "s3_endpoint")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "KACHERY_DEMO_S3_BUCKET",
+        requires = "s3_endpoint"
+    )]
     pub s3_bucket: Option<String>,
 
     /// Access key id on the S3 endpoint; the secret is read from KACHERY_DEMO_S3_SECRET
-    #[arg(long, value_name = "ID", env = "KACHERY_DEMO_S3_ACCESS_KEY_ID", requires = "s3_endpoint")]
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "KACHERY_DEMO_S3_ACCESS_KEY_ID",
+        requires = "s3_endpoint"
+    )]
     pub s3_access_key_id: Option<String>,
 
     /// Signing region of the S3 endpoint
@@ -449,10 +459,14 @@ pub struct DemoEngineArgs {
     pub nats_url: Option<String>,
 
     /// Public key (A…) of the NATS account the demo channel's users belong to
-    #[arg(long, value_name = "ACCOUNT", env = "KACHERY_DEMO_NATS_ACCOUNT", requires = "nats_url")]
+    #[arg(
+        long,
+        value_name = "ACCOUNT",
+        env = "KACHERY_DEMO_NATS_ACCOUNT",
+        requires = "nats_url"
+    )]
     pub nats_account: Option<String>,
 }
-
 
 /// Where a new channel keeps its objects.
 #[derive(Debug, Args)]

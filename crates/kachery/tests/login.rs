@@ -45,7 +45,10 @@ fn login_through_the_browser_then_register_and_create() {
         }
         line.clear();
     }
-    assert!(authorize_url.contains("/cli/authorize?port="), "{authorize_url}");
+    assert!(
+        authorize_url.contains("/cli/authorize?port="),
+        "{authorize_url}"
+    );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(approve_in_browser(&hub.url, &authorize_url));
@@ -79,6 +82,7 @@ fn login_through_the_browser_then_register_and_create() {
 /// Opens the CLI's address like a browser would: the hub sends it to sign in, the
 /// provider straight back, then the Approve form posts and redirects to the CLI.
 async fn approve_in_browser(hub_url: &str, authorize_url: &str) {
+    let hub_url = hub_url.trim_end_matches('/');
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

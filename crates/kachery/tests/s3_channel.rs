@@ -98,12 +98,23 @@ fn files_travel_through_the_s3_bucket_and_a_corrupt_copy_is_replaced() {
     // A two-chunk file: manifest and both chunks go through S3, none through the hub.
     let big = net.dir.path().join("big.bin");
     write_random_file(&big, 25_000_000, 31);
-    let uri = net.a.run(&["store", big.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let uri = net
+        .a
+        .run(&["store", big.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
     let copy = net.dir.path().join("big-copy.bin");
-    net.b.run(&["load", &uri, "-o", copy.to_str().unwrap()]).ok();
+    net.b
+        .run(&["load", &uri, "-o", copy.to_str().unwrap()])
+        .ok();
     assert_eq!(sha1sum(&copy), sha1sum(&big));
     let manifest_sha1 = uri.split("manifest=").nth(1).expect("a chunked uri");
-    assert!(store.blob_path(&net.channel, manifest_sha1).exists(), "manifest not in s3");
+    assert!(
+        store.blob_path(&net.channel, manifest_sha1).exists(),
+        "manifest not in s3"
+    );
     assert!(
         !net.hub.data_dir.join("bucket").join(&net.channel).exists(),
         "the embedded bucket was used"
@@ -112,7 +123,13 @@ fn files_travel_through_the_s3_bucket_and_a_corrupt_copy_is_replaced() {
     // Junk of the right size replaces a blob in the store (S3 cannot check content).
     let small = net.dir.path().join("small.txt");
     std::fs::write(&small, b"the honest bytes of a small file").unwrap();
-    let small_uri = net.a.run(&["store", small.to_str().unwrap()]).ok().stdout.trim().to_owned();
+    let small_uri = net
+        .a
+        .run(&["store", small.to_str().unwrap()])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
     net.b.run(&["load", &small_uri]).ok();
     let sha1 = sha1sum(&small);
     let object = store.blob_path(&net.channel, &sha1);
@@ -122,9 +139,17 @@ fn files_travel_through_the_s3_bucket_and_a_corrupt_copy_is_replaced() {
     // the hub deleted the junk, so A's create-only upload gets in.
     std::fs::remove_dir_all(net.b.home.join("store").join("sha1")).unwrap();
     let again = net.dir.path().join("small-again.txt");
-    net.b.run(&["load", &small_uri, "-o", again.to_str().unwrap()]).ok();
-    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&small).unwrap());
-    assert_eq!(std::fs::read(&object).unwrap(), std::fs::read(&small).unwrap());
+    net.b
+        .run(&["load", &small_uri, "-o", again.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&small).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(&object).unwrap(),
+        std::fs::read(&small).unwrap()
+    );
     assert!(
         net.b.process.log_text().contains("failed verification"),
         "the reader did not notice: {}",
@@ -145,7 +170,11 @@ fn channel_create_refuses_unusable_bucket_settings_with_usage_errors() {
     let hub = common::start_hub(dir.path());
     let home = dir.path().join("alice");
     std::fs::create_dir_all(&home).unwrap();
-    kachery(&home, &["login", "--hub", &hub.url, "--dev-email", common::ALICE]).ok();
+    kachery(
+        &home,
+        &["login", "--hub", &hub.url, "--dev-email", common::ALICE],
+    )
+    .ok();
 
     // Settings without an access key id: refused by the hub, naming the field.
     let config = dir.path().join("bucket.json");
@@ -178,8 +207,20 @@ fn channel_create_refuses_unusable_bucket_settings_with_usage_errors() {
     // No secret file: refused before anything is sent.
     let run = kachery(
         &home,
-        &["channel", "create", "lab.bad", "--bucket", "s3", "--bucket-config", config.to_str().unwrap()],
+        &[
+            "channel",
+            "create",
+            "lab.bad",
+            "--bucket",
+            "s3",
+            "--bucket-config",
+            config.to_str().unwrap(),
+        ],
     )
     .fails_with(2);
-    assert!(run.stderr.contains("--bucket-secret-file"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--bucket-secret-file"),
+        "{}",
+        run.stderr
+    );
 }

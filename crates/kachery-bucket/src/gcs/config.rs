@@ -108,7 +108,9 @@ impl GcsServiceAccount {
             )));
         }
         if !file.client_email.contains('@') || file.client_email.len() > 254 {
-            return Err(invalid("client_email of the key file is not an e-mail".to_owned()));
+            return Err(invalid(
+                "client_email of the key file is not an e-mail".to_owned(),
+            ));
         }
         let der = pkcs8_der(&private_key)?;
         let key = RsaKeyPair::from_pkcs8(&der).map_err(|error| {
@@ -150,7 +152,9 @@ fn pkcs8_der(pem: &str) -> Result<Zeroizing<Vec<u8>>, BucketError> {
         .trim()
         .strip_prefix(BEGIN)
         .and_then(|rest| rest.strip_suffix(END))
-        .ok_or_else(|| invalid("private_key of the key file is not a PKCS#8 PEM block".to_owned()))?;
+        .ok_or_else(|| {
+            invalid("private_key of the key file is not a PKCS#8 PEM block".to_owned())
+        })?;
     let base64_text: Zeroizing<String> =
         Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
     base64::engine::general_purpose::STANDARD
@@ -288,18 +292,25 @@ mod tests {
         config.endpoint = Some(Url::parse("http://127.0.0.1:4443").unwrap());
         assert!(ResolvedGcsConfig::resolve(&config).is_err());
         config.allow_http = true;
-        assert_eq!(ResolvedGcsConfig::resolve(&config).unwrap().host, "127.0.0.1:4443");
+        assert_eq!(
+            ResolvedGcsConfig::resolve(&config).unwrap().host,
+            "127.0.0.1:4443"
+        );
     }
 
     #[test]
     fn key_files_are_checked_without_quoting_them() {
-        let not_json = GcsServiceAccount::from_json("-----BEGIN PRIVATE KEY----- secret").unwrap_err();
+        let not_json =
+            GcsServiceAccount::from_json("-----BEGIN PRIVATE KEY----- secret").unwrap_err();
         assert!(!not_json.to_string().contains("secret"), "{not_json}");
         let user_key = GcsServiceAccount::from_json(
             r#"{"type": "authorized_user", "client_email": "a@b", "private_key": "x"}"#,
         )
         .unwrap_err();
-        assert!(user_key.to_string().contains("service_account"), "{user_key}");
+        assert!(
+            user_key.to_string().contains("service_account"),
+            "{user_key}"
+        );
         let bad_pem = GcsServiceAccount::from_json(
             r#"{"type": "service_account", "client_email": "a@b", "private_key": "hunter2"}"#,
         )

@@ -62,7 +62,10 @@ impl std::fmt::Debug for GcsBucket {
 impl GcsBucket {
     /// Checks `config` and prepares the signer and the hub's HTTP client. No network
     /// I/O: a wrong key or missing bucket shows at the first request.
-    pub fn new(config: GcsBucketConfig, account: GcsServiceAccount) -> Result<Arc<Self>, BucketError> {
+    pub fn new(
+        config: GcsBucketConfig,
+        account: GcsServiceAccount,
+    ) -> Result<Arc<Self>, BucketError> {
         let resolved = ResolvedGcsConfig::resolve(&config)?;
         let client_email = account.client_email().to_owned();
         let http = reqwest::Client::builder()
@@ -125,7 +128,8 @@ impl GcsBucket {
             signed_at_secs,
             expires_in_secs,
         })?;
-        let expires_at = i64::try_from((signed_at_secs + expires_in_secs) * 1000).unwrap_or(i64::MAX);
+        let expires_at =
+            i64::try_from((signed_at_secs + expires_in_secs) * 1000).unwrap_or(i64::MAX);
         Ok((url, expires_at))
     }
 
@@ -196,11 +200,7 @@ fn store_error(
 
 /// A refusal by the store, with its status (the body may echo the URL, so it is dropped).
 fn status_error(action: &'static str, key: &BucketKey, status: StatusCode) -> BucketError {
-    store_error(
-        action,
-        key,
-        format!("the store answered {status}").into(),
-    )
+    store_error(action, key, format!("the store answered {status}").into())
 }
 
 impl BucketBackend for GcsBucket {
@@ -282,7 +282,8 @@ impl BucketBackend for GcsBucket {
             let mut bytes = Vec::new();
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|error| store_error("read", &key, Box::new(error.without_url())))?;
+                let chunk = chunk
+                    .map_err(|error| store_error("read", &key, Box::new(error.without_url())))?;
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() as u64 > max_bytes {
                     return Err(too_large(bytes.len() as u64));

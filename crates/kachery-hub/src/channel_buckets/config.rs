@@ -95,7 +95,9 @@ impl BucketConfig {
         let parsed = match backend {
             "" | EMBEDDED => {
                 if config.is_some_and(|value| value != &serde_json::json!({})) {
-                    return Err(invalid("bucket.config must be empty for the embedded bucket"));
+                    return Err(invalid(
+                        "bucket.config must be empty for the embedded bucket",
+                    ));
                 }
                 return Ok(BucketConfig::Embedded);
             }
@@ -323,13 +325,19 @@ mod tests {
 
     #[test]
     fn unknown_fields_missing_fields_and_bad_values_are_refused_by_name() {
-        let typo = s3(json!({"region": "r", "bucket": "abc", "accessKeyId": "A", "pathstyle": true}));
+        let typo =
+            s3(json!({"region": "r", "bucket": "abc", "accessKeyId": "A", "pathstyle": true}));
         assert!(typo.unwrap_err().0.contains("pathstyle"));
         let missing = s3(json!({"region": "r", "bucket": "abc"}));
         assert!(missing.unwrap_err().0.contains("accessKeyId"));
         let bad_bucket = s3(json!({"region": "r", "bucket": "A B", "accessKeyId": "A"}));
         assert!(bad_bucket.unwrap_err().0.contains("bucket"));
-        assert!(BucketConfig::parse(S3, None).unwrap_err().0.contains("bucket.config"));
+        assert!(
+            BucketConfig::parse(S3, None)
+                .unwrap_err()
+                .0
+                .contains("bucket.config")
+        );
         let unknown = BucketConfig::parse("azure", None).unwrap_err();
         assert!(unknown.0.contains("azure"));
     }
@@ -358,7 +366,10 @@ mod tests {
 
     #[test]
     fn the_embedded_bucket_takes_no_settings() {
-        assert_eq!(BucketConfig::parse("", None).unwrap(), BucketConfig::Embedded);
+        assert_eq!(
+            BucketConfig::parse("", None).unwrap(),
+            BucketConfig::Embedded
+        );
         assert!(BucketConfig::parse(EMBEDDED, Some(&json!({"bucket": "x"}))).is_err());
     }
 }

@@ -20,10 +20,10 @@ use kachery_bucket::{BucketBackend, EmbeddedBucket};
 use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::user_api::SecretKind;
 
-pub use config::{BucketConfig, InvalidBucketConfig};
 use crate::db::{ChannelRecord, DbError, HubDb};
 use crate::error::{ApiError, ApiResult};
 use crate::vault::{SecretCipher, SecretString, VaultError};
+pub use config::{BucketConfig, InvalidBucketConfig};
 
 /// The backend of every channel this hub has served a batch for.
 pub struct ChannelBuckets {
@@ -156,7 +156,9 @@ impl ChannelBuckets {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CachedBucket>> {
-        self.cache.lock().expect("bucket cache lock is never poisoned")
+        self.cache
+            .lock()
+            .expect("bucket cache lock is never poisoned")
     }
 }
 

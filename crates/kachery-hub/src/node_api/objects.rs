@@ -12,8 +12,9 @@ use kachery_protocol::api_error::ErrorCode;
 use kachery_protocol::bucket_key::{BucketKey, ObjectKind};
 use kachery_protocol::limits::{MAX_BLOB_UPLOAD_BYTES, MAX_ITEMS_PER_CALL, PRESIGNED_URL_TTL_MS};
 use kachery_protocol::node_api::{
-    CreateDownloadUrlsRequest, ReadMode, CreateUploadUrlsRequest, DownloadUrls, DownloadUrlsResponse,
-    ReportCorruptObjectRequest, ReportCorruptObjectResponse, UploadItem, UploadUrlsResponse,
+    CreateDownloadUrlsRequest, CreateUploadUrlsRequest, DownloadUrls, DownloadUrlsResponse,
+    ReadMode, ReportCorruptObjectRequest, ReportCorruptObjectResponse, UploadItem,
+    UploadUrlsResponse,
 };
 use kachery_protocol::{ChannelName, Role, Sha1Hash};
 

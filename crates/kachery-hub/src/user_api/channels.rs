@@ -162,8 +162,10 @@ fn checked_bucket(
         .map_err(|error| ApiError::validation(error.to_string()))?;
     let needed = config.secret_kind();
     for (kind, _) in secrets {
-        let is_bucket_kind =
-            matches!(kind, SecretKind::S3SecretAccessKey | SecretKind::GcsServiceAccount);
+        let is_bucket_kind = matches!(
+            kind,
+            SecretKind::S3SecretAccessKey | SecretKind::GcsServiceAccount
+        );
         if is_bucket_kind && Some(*kind) != needed {
             return Err(ApiError::validation(format!(
                 "secret {kind} does not belong to a {} bucket",

@@ -143,7 +143,10 @@ pub async fn create(
             }
             Some(_) => errors.add(field, "Secret: required for this backend"),
             None if !value.is_empty() => {
-                errors.add(field, "Secret: the embedded backend takes none; leave it empty");
+                errors.add(
+                    field,
+                    "Secret: the embedded backend takes none; leave it empty",
+                );
             }
             None => {}
         }

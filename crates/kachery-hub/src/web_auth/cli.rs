@@ -114,7 +114,11 @@ pub async fn authorize_page(
         cli_state = escape(&request.state),
         challenge = escape(&request.code_challenge),
     );
-    Ok(page("Approve command-line sign-in", state.config.dev_login, &body))
+    Ok(page(
+        "Approve command-line sign-in",
+        state.config.dev_login,
+        &body,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,7 +145,10 @@ pub async fn authorize(
     let flow = AuthFlow {
         state: sha256_hex(&code),
         kind: FlowKind::Cli,
-        provider: session.user.dev_login.then(|| APPROVED_BY_DEV_LOGIN.to_owned()),
+        provider: session
+            .user
+            .dev_login
+            .then(|| APPROVED_BY_DEV_LOGIN.to_owned()),
         pkce_verifier: None,
         code_challenge: Some(request.code_challenge.clone()),
         oidc_nonce: None,
@@ -157,7 +164,9 @@ pub async fn authorize(
 }
 
 /// `POST /api/v1/cli/device`: a new device code and user code.
-pub async fn start_device(State(state): State<Arc<AppState>>) -> ApiResult<Json<DeviceCodeResponse>> {
+pub async fn start_device(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<DeviceCodeResponse>> {
     let device_code = random_token()?;
     let user_code = new_user_code()?;
     let now = now_ms();
@@ -244,7 +253,12 @@ fn device_form(
     error: Option<&str>,
 ) -> Html<String> {
     let error = error
-        .map(|message| format!("<p role=\"alert\" id=\"code-error\">{}</p>", escape(message)))
+        .map(|message| {
+            format!(
+                "<p role=\"alert\" id=\"code-error\">{}</p>",
+                escape(message)
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<p>Enter the code <code>kachery login --device</code> shows, to give that command \
@@ -306,7 +320,9 @@ pub async fn token(
                 .ok_or_else(|| unknown_code("this code is unknown, expired or already used"))?;
             let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(loopback.code_verifier));
             if flow.code_challenge.as_deref() != Some(challenge.as_str()) {
-                return Err(unknown_code("the code verifier does not match the challenge"));
+                return Err(unknown_code(
+                    "the code verifier does not match the challenge",
+                ));
             }
             flow
         }
@@ -316,12 +332,17 @@ pub async fn token(
                 .db
                 .auth_flow(&state_key, FlowKind::Device, now)
                 .await?
-                .ok_or_else(|| unknown_code("this device code is unknown or expired; start again"))?;
+                .ok_or_else(|| {
+                    unknown_code("this device code is unknown or expired; start again")
+                })?;
             if pending.user_id.is_none() {
                 return Err(ApiError::new(
                     ErrorCode::AuthorizationPending,
-                    format!("waiting for the code {} to be entered at {}/device",
-                        pending.user_code.as_deref().unwrap_or("?"), state.origin),
+                    format!(
+                        "waiting for the code {} to be entered at {}/device",
+                        pending.user_code.as_deref().unwrap_or("?"),
+                        state.origin
+                    ),
                 ));
             }
             state
@@ -332,7 +353,9 @@ pub async fn token(
         }
     };
 
-    let user_id = flow.user_id.ok_or_else(|| unknown_code("this code was never approved"))?;
+    let user_id = flow
+        .user_id
+        .ok_or_else(|| unknown_code("this code was never approved"))?;
     let email = state
         .db
         .user_email(user_id)
@@ -356,7 +379,13 @@ mod tests {
     fn user_codes_are_typed_back_in_any_case_and_spacing() {
         let code = new_user_code().unwrap();
         assert_eq!(code.len(), 9);
-        assert_eq!(normalize_user_code(&code.to_lowercase().replace('-', " ")), code);
-        assert!(code.bytes().all(|byte| byte == b'-' || USER_CODE_ALPHABET.contains(&byte)));
+        assert_eq!(
+            normalize_user_code(&code.to_lowercase().replace('-', " ")),
+            code
+        );
+        assert!(
+            code.bytes()
+                .all(|byte| byte == b'-' || USER_CODE_ALPHABET.contains(&byte))
+        );
     }
 }

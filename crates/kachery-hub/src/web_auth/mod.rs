@@ -67,7 +67,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/login/oidc/{name}", get(oidc::start))
         .route("/login/oidc/{name}/callback", get(oidc::callback))
         .route("/logout", post(login::logout))
-        .route("/cli/authorize", get(cli::authorize_page).post(cli::authorize))
+        .route(
+            "/cli/authorize",
+            get(cli::authorize_page).post(cli::authorize),
+        )
         .route("/device", get(cli::device_page).post(cli::approve_device))
         .route("/api/v1/cli/device", post(cli::start_device))
         .route("/api/v1/cli/token", post(cli::token))

@@ -323,8 +323,11 @@ async fn verified_email(
     let address = claims
         .email()
         .ok_or_else(|| refused("the sign-in provider did not share your e-mail address"))?;
-    let address = Email::parse(address.as_str())
-        .map_err(|error| refused(&format!("the provider's e-mail address is unusable: {error}")))?;
+    let address = Email::parse(address.as_str()).map_err(|error| {
+        refused(&format!(
+            "the provider's e-mail address is unusable: {error}"
+        ))
+    })?;
     Ok(VerifiedEmail {
         address,
         issuer: claims.issuer().to_string(),

@@ -33,11 +33,11 @@ mod common;
 mod database;
 mod lifecycle;
 mod node_api;
-mod pubsub_backends;
-mod passcodes;
 mod oidc;
 #[path = "../oidc/provider.rs"]
 mod oidc_provider;
+mod passcodes;
+mod pubsub_backends;
 mod registration;
 mod replicas;
 mod reports;

@@ -95,7 +95,10 @@ impl Browser {
         let to_provider = self.get(&start).await;
         assert_eq!(to_provider.status(), StatusCode::SEE_OTHER);
         let authorize = location(&to_provider);
-        assert!(authorize.contains("code_challenge_method=S256"), "{authorize}");
+        assert!(
+            authorize.contains("code_challenge_method=S256"),
+            "{authorize}"
+        );
         assert!(authorize.contains("nonce="), "{authorize}");
 
         let subject = format!("sub-{email}");
@@ -121,7 +124,10 @@ fn location(response: &reqwest::Response) -> String {
 
 async fn error_code(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.unwrap();
-    body["error"]["code"].as_str().unwrap_or_default().to_owned()
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn a_verified_email_signs_in_and_returns(backend: Backend) -> TestResult {
@@ -130,10 +136,17 @@ async fn a_verified_email_signs_in_and_returns(backend: Backend) -> TestResult {
     let hub = spawn_oidc_hub(&env, &provider, &[]).await;
     let mut browser = Browser::new(&hub);
 
-    let login_page = browser.get(&format!("{}/login", browser.hub)).await.text().await?;
+    let login_page = browser
+        .get(&format!("{}/login", browser.hub))
+        .await
+        .text()
+        .await?;
     assert!(login_page.contains("/login/oidc/mock?"), "{login_page}");
     assert!(login_page.contains("Test provider"), "{login_page}");
-    assert!(!login_page.contains("/login/dev"), "no dev form without dev login");
+    assert!(
+        !login_page.contains("/login/dev"),
+        "no dev form without dev login"
+    );
 
     let callback = browser.sign_in_at_provider("Alice@Example.org", true).await;
     assert!(callback.starts_with(&format!("{}/login/oidc/mock/callback?", browser.hub)));
@@ -154,7 +167,10 @@ async fn a_verified_email_signs_in_and_returns(backend: Backend) -> TestResult {
 
     // A return_to off this hub is ignored.
     let mut wanderer = Browser::new(&hub);
-    let start = format!("{}/login/oidc/mock?return_to=https%3A%2F%2Fevil.example%2F", wanderer.hub);
+    let start = format!(
+        "{}/login/oidc/mock?return_to=https%3A%2F%2Fevil.example%2F",
+        wanderer.hub
+    );
     let to_provider = wanderer.get(&start).await;
     let authorize = OidcProvider::authorize_as(&location(&to_provider), "w", "w@example.org", true);
     let back = wanderer.get(&authorize).await;
@@ -170,13 +186,20 @@ async fn an_unverified_email_is_refused(backend: Backend) -> TestResult {
     let hub = spawn_oidc_hub(&env, &provider, &[]).await;
     let mut browser = Browser::new(&hub);
 
-    let callback = browser.sign_in_at_provider("mallory@example.org", false).await;
+    let callback = browser
+        .sign_in_at_provider("mallory@example.org", false)
+        .await;
     let refused = browser.get(&callback).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(!browser.has_session());
     let body: serde_json::Value = refused.json().await?;
     assert_eq!(body["error"]["code"], "forbidden");
-    assert!(body["error"]["message"].as_str().unwrap().contains("not verified"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not verified")
+    );
     hub.shutdown().await?;
     Ok(())
 }
@@ -192,7 +215,11 @@ async fn a_wrong_state_is_refused(backend: Backend) -> TestResult {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(key, value)| {
-            let value = if key == "state" { format!("{value}x") } else { value.into_owned() };
+            let value = if key == "state" {
+                format!("{value}x")
+            } else {
+                value.into_owned()
+            };
             (key.into_owned(), value)
         })
         .collect();
@@ -204,8 +231,15 @@ async fn a_wrong_state_is_refused(backend: Backend) -> TestResult {
     assert_eq!(error_code(tampered).await, "csrf_failed");
 
     // A state the hub never issued, even if the browser's cookie agrees.
-    let state = url.query_pairs().find(|(key, _)| key == "state").unwrap().1.into_owned();
-    browser.cookies.insert("kachery_oidc_state".to_owned(), state);
+    let state = url
+        .query_pairs()
+        .find(|(key, _)| key == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    browser
+        .cookies
+        .insert("kachery_oidc_state".to_owned(), state);
     let unknown = browser.get(url.as_str()).await;
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     assert!(!browser.has_session());
@@ -232,7 +266,9 @@ async fn a_replayed_callback_is_refused(backend: Backend) -> TestResult {
     let first_session = browser.cookies["kachery_session"].clone();
 
     // The same code and state again, with the state cookie put back: the flow is spent.
-    browser.cookies.insert("kachery_oidc_state".to_owned(), state_cookie);
+    browser
+        .cookies
+        .insert("kachery_oidc_state".to_owned(), state_cookie);
     let replayed = browser.get(&callback).await;
     assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
     assert!(replayed.headers().get(SET_COOKIE).is_none());

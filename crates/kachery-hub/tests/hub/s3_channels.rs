@@ -78,7 +78,11 @@ impl S3Channel {
         let provider = register_node(&hub, &alice, &node_key(40), "alice@example.org").await;
         let requester = register_node(&hub, &bob, &node_key(41), "bob@example.org").await;
         alice
-            .join(provider.node_id(), &channel, roles("requestFiles,provideFiles"))
+            .join(
+                provider.node_id(),
+                &channel,
+                roles("requestFiles,provideFiles"),
+            )
             .await
             .unwrap();
         bob.join(requester.node_id(), &channel, roles("requestFiles"))
@@ -86,7 +90,12 @@ impl S3Channel {
             .unwrap();
         for node in [&provider, &requester] {
             alice
-                .grant(&channel, node.node_id(), node.owner(), roles("requestFiles,provideFiles"))
+                .grant(
+                    &channel,
+                    node.node_id(),
+                    node.owner(),
+                    roles("requestFiles,provideFiles"),
+                )
                 .await
                 .unwrap();
         }
@@ -145,7 +154,11 @@ impl S3Channel {
     }
 
     fn object_path(&self, key: &BucketKey) -> std::path::PathBuf {
-        self.store.root.join(BUCKET).join("kachery").join(key.as_str())
+        self.store
+            .root
+            .join(BUCKET)
+            .join("kachery")
+            .join(key.as_str())
     }
 }
 
@@ -192,7 +205,10 @@ async fn a_blob_travels_through_the_channel_s3_bucket(backend: Backend) -> TestR
     let key = BucketKey::blob(&net.channel, &Sha1Hash::of(&bytes));
 
     let put = net.upload_url(&bytes).await;
-    assert!(put.url.starts_with(net.store.endpoint.as_str()), "not the s3 store");
+    assert!(
+        put.url.starts_with(net.store.endpoint.as_str()),
+        "not the s3 store"
+    );
     assert_eq!(put.headers["content-length"], "70000");
     assert_eq!(put.headers["if-none-match"], "*");
     assert_eq!(net.send(&put, bytes.clone()).await.0, StatusCode::OK);
@@ -241,14 +257,24 @@ async fn the_store_refuses_oversize_and_tampered_uploads(backend: Backend) -> Te
     let other = BucketKey::blob(&net.channel, &Sha1Hash::of(b"other"));
     let mut moved = put.clone();
     moved.url = put.url.replace(key.as_str(), other.as_str());
-    assert_eq!(net.send(&moved, bytes.clone()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        net.send(&moved, bytes.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
     let mut tampered = put.clone();
     let signature_at = tampered.url.find("X-Amz-Signature=").unwrap() + 16;
-    let flipped = if &tampered.url[signature_at..=signature_at] == "0" { "1" } else { "0" };
+    let flipped = if &tampered.url[signature_at..=signature_at] == "0" {
+        "1"
+    } else {
+        "0"
+    };
     tampered
         .url
         .replace_range(signature_at..=signature_at, flipped);
-    assert_eq!(net.send(&tampered, bytes.clone()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        net.send(&tampered, bytes.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
     assert!(!net.object_path(&key).exists());
 
     // The honest upload with the same URL still works.
@@ -259,7 +285,11 @@ async fn the_store_refuses_oversize_and_tampered_uploads(backend: Backend) -> Te
         sha1: Sha1Hash::of(b"big"),
         size: 20_000_001,
     }];
-    let error = net.provider.upload_urls(&net.channel, oversize).await.unwrap_err();
+    let error = net
+        .provider
+        .upload_urls(&net.channel, oversize)
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::ValidationFailed));
     net.hub.shutdown().await?;
     Ok(())
@@ -280,14 +310,20 @@ async fn a_corrupt_object_is_verified_deleted_and_audited(backend: Backend) -> T
     let (_, read) = net.send(&net.download_url(&key).await, Vec::new()).await;
     assert_eq!(read, junk);
     assert_ne!(Sha1Hash::of(&read), Sha1Hash::of(&honest));
-    let report = net.requester.report_corrupt(&net.channel, key.clone()).await?;
+    let report = net
+        .requester
+        .report_corrupt(&net.channel, key.clone())
+        .await?;
     assert!(report.deleted);
     assert!(!net.object_path(&key).exists());
 
     // Create-only no longer keeps the junk: the honest copy gets in, and verifies.
     let put = net.upload_url(&honest).await;
     assert_eq!(net.send(&put, honest.clone()).await.0, StatusCode::OK);
-    let report = net.requester.report_corrupt(&net.channel, key.clone()).await?;
+    let report = net
+        .requester
+        .report_corrupt(&net.channel, key.clone())
+        .await?;
     assert!(!report.deleted);
     assert_eq!(std::fs::read(net.object_path(&key))?, honest);
     net.hub.shutdown().await?;
@@ -298,7 +334,12 @@ async fn a_replaced_secret_takes_effect_at_the_next_batch(backend: Backend) -> T
     let env = TestEnv::new(backend).await;
     let net = S3Channel::start(&env, "lab.s3.rotate").await;
     let bytes = data(100, 5);
-    assert_eq!(net.send(&net.upload_url(&bytes).await, bytes.clone()).await.0, StatusCode::OK);
+    assert_eq!(
+        net.send(&net.upload_url(&bytes).await, bytes.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
 
     // A wrong secret: the hub now signs with it, and the store refuses.
     put_secret(&net, "not-the-right-secret-at-all").await;
@@ -312,7 +353,12 @@ async fn a_replaced_secret_takes_effect_at_the_next_batch(backend: Backend) -> T
     assert_eq!(net.send(&put, other).await.0, StatusCode::OK);
 
     // A GCS key on an S3 channel is refused, naming the mismatch.
-    let (status, body) = put_secret_raw(&net, SecretKind::GcsServiceAccount, "{\"type\": \"service_account\"}").await;
+    let (status, body) = put_secret_raw(
+        &net,
+        SecretKind::GcsServiceAccount,
+        "{\"type\": \"service_account\"}",
+    )
+    .await;
     assert_eq!(status, 422);
     assert!(body.contains("does not use gcsServiceAccount"), "{body}");
     net.hub.shutdown().await?;
@@ -371,7 +417,11 @@ async fn bad_settings_and_missing_or_foreign_secrets_are_refused_at_create(
 
     let mut typo = config.clone();
     typo["pathstyle"] = json!(true);
-    check(s3_channel_request(&name, typo, ReadMode::Presigned, SECRET_KEY), "pathstyle").await;
+    check(
+        s3_channel_request(&name, typo, ReadMode::Presigned, SECRET_KEY),
+        "pathstyle",
+    )
+    .await;
     let mut remote_http = config.clone();
     remote_http["endpoint"] = json!("http://minio.example.org:9000");
     check(
@@ -396,7 +446,12 @@ async fn bad_settings_and_missing_or_foreign_secrets_are_refused_at_create(
 
     // Nothing of the refused attempts was stored: the name is still free.
     alice
-        .create_channel(&s3_channel_request(&name, config, ReadMode::Presigned, SECRET_KEY))
+        .create_channel(&s3_channel_request(
+            &name,
+            config,
+            ReadMode::Presigned,
+            SECRET_KEY,
+        ))
         .await?;
     hub.shutdown().await?;
     Ok(())
@@ -429,7 +484,10 @@ async fn public_read_channels_get_a_read_base_instead_of_urls(backend: Backend) 
 
     // Uploads are still presigned.
     let bytes = data(10, 7);
-    assert_eq!(net.send(&net.upload_url(&bytes).await, bytes).await.0, StatusCode::OK);
+    assert_eq!(
+        net.send(&net.upload_url(&bytes).await, bytes).await.0,
+        StatusCode::OK
+    );
     net.hub.shutdown().await?;
     Ok(())
 }

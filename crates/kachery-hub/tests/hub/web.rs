@@ -352,7 +352,10 @@ async fn a_channel_on_s3_and_nats_is_created_from_the_form_and_passes_its_test(
     let (status, _, page) = alice.post("/channels/new", &fields("")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("id=\"bucket_secret-error\""), "{page}");
-    assert!(page.contains("form-access-key"), "the settings are kept: {page}");
+    assert!(
+        page.contains("form-access-key"),
+        "the settings are kept: {page}"
+    );
     assert!(!page.contains(&nats.signing_seed), "a secret was echoed");
 
     let (status, location, _) = alice

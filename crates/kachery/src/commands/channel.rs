@@ -3,9 +3,7 @@
 use anyhow::Context;
 use std::collections::BTreeMap;
 
-use kachery_protocol::user_api::{
-    NatsSettings, PubsubSettings, SecretKind, SecretValue,
-};
+use kachery_protocol::user_api::{NatsSettings, PubsubSettings, SecretKind, SecretValue};
 use kachery_protocol::{ChannelName, Email, NodeId, RoleSet};
 
 use crate::cli::ChannelCommand;

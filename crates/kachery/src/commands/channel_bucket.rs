@@ -70,10 +70,9 @@ pub fn create_request(
             .into());
         }
         (None, Some(_)) => {
-            return Err(Failure::usage(
-                "--bucket-secret-file is only for s3 and gcs buckets",
-            )
-            .into());
+            return Err(
+                Failure::usage("--bucket-secret-file is only for s3 and gcs buckets").into(),
+            );
         }
         (None, None) => {}
     }

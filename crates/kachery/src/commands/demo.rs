@@ -83,7 +83,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let hub_url = hub.public_url().clone();
     log.done(
         step,
-        format!("hub listening at {hub_url} ({}, dev login)", engines.describe()),
+        format!(
+            "hub listening at {hub_url} ({}, dev login)",
+            engines.describe()
+        ),
     );
 
     let step = Instant::now();
@@ -117,7 +120,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("failed to create the demo channel")?;
     log.done(
         step,
-        format!("alice created channel {channel} on the {} bucket", engines.bucket_name()),
+        format!(
+            "alice created channel {channel} on the {} bucket",
+            engines.bucket_name()
+        ),
     );
 
     // 4. Registration with proof of possession: each owner submits their node's signed envelope.

@@ -55,17 +55,19 @@ impl DemoEngines {
             }
             Some(url) if url.starts_with("sqlite:") => Database::Sqlite,
             Some(_) => {
-                return Err(Failure::usage(
-                    "--database-url must be postgres://… or sqlite://…",
-                )
-                .into());
+                return Err(
+                    Failure::usage("--database-url must be postgres://… or sqlite://…").into(),
+                );
             }
         };
         let s3 = match &args.s3_endpoint {
             None => None,
             Some(endpoint) => {
                 let missing = |what: &str| Failure::usage(format!("--s3-endpoint needs {what}"));
-                let bucket = args.s3_bucket.clone().ok_or_else(|| missing("--s3-bucket"))?;
+                let bucket = args
+                    .s3_bucket
+                    .clone()
+                    .ok_or_else(|| missing("--s3-bucket"))?;
                 let access_key_id = args
                     .s3_access_key_id
                     .clone()
@@ -89,8 +91,9 @@ impl DemoEngines {
                     .nats_account
                     .clone()
                     .ok_or_else(|| missing("--nats-account"))?;
-                let seed = std::env::var(NATS_SEED_ENV)
-                    .map_err(|_| missing(&format!("the account signing seed in {NATS_SEED_ENV}")))?;
+                let seed = std::env::var(NATS_SEED_ENV).map_err(|_| {
+                    missing(&format!("the account signing seed in {NATS_SEED_ENV}"))
+                })?;
                 Some(NatsEngine {
                     url: url.clone(),
                     account,
@@ -107,7 +110,11 @@ impl DemoEngines {
             Database::Sqlite => "SQLite",
             Database::Postgres => "PostgreSQL",
         };
-        let broker = if self.nats.is_some() { "NATS" } else { "embedded" };
+        let broker = if self.nats.is_some() {
+            "NATS"
+        } else {
+            "embedded"
+        };
         format!("{database}, {broker} broker, {} bucket", self.bucket_name())
     }
 

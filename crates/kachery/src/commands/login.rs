@@ -72,7 +72,10 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-async fn loopback_flow(client: &HubUserClient, no_browser: bool) -> anyhow::Result<ApiTokenResponse> {
+async fn loopback_flow(
+    client: &HubUserClient,
+    no_browser: bool,
+) -> anyhow::Result<ApiTokenResponse> {
     let verifier = random_base64url()?;
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let state = random_base64url()?;
@@ -202,7 +205,9 @@ fn random_base64url() -> anyhow::Result<String> {
 
 /// Best effort: `$BROWSER`, else the desktop's opener. The address is printed anyway.
 fn open_browser(url: &str) {
-    let opener = std::env::var("BROWSER").ok().filter(|value| !value.is_empty());
+    let opener = std::env::var("BROWSER")
+        .ok()
+        .filter(|value| !value.is_empty());
     let program = opener.as_deref().unwrap_or(if cfg!(target_os = "macos") {
         "open"
     } else {

@@ -132,14 +132,24 @@ pub fn start_oidc_hub(dir: &Path, issuer: &str) -> Hub {
     let config = dir.join("hub.toml");
     std::fs::write(
         &config,
-        format!("[[oidc]]\nname = \"mock\"\nissuer = \"{issuer}\"\nclient_id = \"kachery-cli-test\"\n"),
+        format!(
+            "[[oidc]]\nname = \"mock\"\nissuer = \"{issuer}\"\nclient_id = \"kachery-cli-test\"\n"
+        ),
     )
     .expect("hub.toml can be written");
     start_hub_with(
         dir,
-        &["--bind", "127.0.0.1:0", "--config", config.to_str().expect("a UTF-8 path")],
         &[
-            ("KACHERY_HUB_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+            "--bind",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().expect("a UTF-8 path"),
+        ],
+        &[
+            (
+                "KACHERY_HUB_MASTER_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
             ("KACHERY_HUB_OIDC_MOCK_CLIENT_SECRET", "cli-test-secret"),
         ],
     )
@@ -342,7 +352,12 @@ pub fn network_with_roles(a_roles: &str, b_roles: &str) -> Network {
 /// Like [`network`], in `dir`, with `create_args` added to `kachery channel create` (e.g.
 /// `--bucket s3 …`).
 pub fn network_with(dir: tempfile::TempDir, create_args: &[&str]) -> Network {
-    network_in(dir, create_args, "requestFiles,provideFiles", "requestFiles")
+    network_in(
+        dir,
+        create_args,
+        "requestFiles,provideFiles",
+        "requestFiles",
+    )
 }
 
 fn network_in(
