@@ -121,10 +121,13 @@ pub async fn authorize_page(
     ))
 }
 
+/// The Approve form: the request's fields and the decision. Not `#[serde(flatten)]`:
+/// flattened fields reach serde as strings, and `port` would no longer parse.
 #[derive(Debug, Deserialize)]
 pub struct AuthorizeForm {
-    #[serde(flatten)]
-    request: AuthorizeRequest,
+    port: u16,
+    state: String,
+    code_challenge: String,
     decision: String,
 }
 
@@ -133,7 +136,11 @@ pub async fn authorize(
     State(state): State<Arc<AppState>>,
     SessionForm { session, form }: SessionForm<AuthorizeForm>,
 ) -> ApiResult<Response> {
-    let request = form.request;
+    let request = AuthorizeRequest {
+        port: form.port,
+        state: form.state,
+        code_challenge: form.code_challenge,
+    };
     request.validate()?;
     if form.decision != "approve" {
         let url = request.callback_url(&[("error", "access_denied")]);

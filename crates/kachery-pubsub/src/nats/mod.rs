@@ -23,14 +23,16 @@ use kachery_protocol::{Band, ChannelName};
 
 pub use issuer::{NatsIssuer, NatsIssuerError};
 
-/// Every band a node may be granted; `probe` belongs to the channel test only.
-const NODE_BANDS: [Band; 6] = [
+/// Every band a credential can name: the six a node may be granted, and `probe`, which
+/// only the hub's channel test ever gets (the hub never puts it in a node's credential).
+const BANDS: [Band; 7] = [
     Band::RequestFiles,
     Band::ProvideFiles,
     Band::RequestFeeds,
     Band::ProvideFeeds,
     Band::RequestTasks,
     Band::ProvideTasks,
+    Band::Probe,
 ];
 
 /// The NATS subject of a logical band: `kachery.<channel>.<band>` [C]. Channel names may
@@ -41,7 +43,7 @@ pub fn subject(channel: &ChannelName, band: Band) -> String {
 
 /// The band a subject of `channel` names, if any.
 pub fn band_of_subject(channel: &ChannelName, subject: &str) -> Option<Band> {
-    NODE_BANDS
+    BANDS
         .into_iter()
         .find(|band| band.nats_subject(channel) == subject)
 }

@@ -10,7 +10,8 @@ use crate::cli::HubAccessArgs;
 use crate::commands::credentials;
 use crate::exit::Failure;
 
-/// The hub URL from the flag or environment, else the node's configured hub.
+/// The hub URL from the flag or environment, else the node's configured hub, else the
+/// one hub `kachery login` saved a token for.
 pub fn hub_url(args: &HubAccessArgs) -> anyhow::Result<Url> {
     let text = match &args.hub_url {
         Some(text) => text.clone(),
@@ -18,13 +19,32 @@ pub fn hub_url(args: &HubAccessArgs) -> anyhow::Result<Url> {
             let paths = NodePaths::from_env();
             let config = kachery_node::config::NodeConfig::load(&paths, Default::default())
                 .context("failed to read the node configuration")?;
-            config.hub_url.map(|url| url.to_string()).ok_or_else(|| {
-                Failure::usage("no hub URL: pass --hub URL (or set KACHERY_HUB_URL)")
-            })?
+            match config.hub_url {
+                Some(url) => url.to_string(),
+                None => only_saved_hub()?,
+            }
         }
     };
     Url::parse(&text)
         .map_err(|err| Failure::usage(format!("invalid hub URL {text:?}: {err}")).into())
+}
+
+/// The hub of the only saved login; with none or several, the user must say which.
+fn only_saved_hub() -> anyhow::Result<String> {
+    let mut hubs = credentials::saved_hubs()?;
+    match hubs.len() {
+        1 => Ok(hubs.remove(0)),
+        0 => Err(Failure::usage(
+            "no hub URL: pass --hub URL (or set KACHERY_HUB_URL), or sign in with \
+             `kachery login --hub URL`",
+        )
+        .into()),
+        _ => Err(Failure::usage(format!(
+            "signed in to several hubs ({}): pass --hub URL to choose one",
+            hubs.join(", ")
+        ))
+        .into()),
+    }
 }
 
 /// A user-API client with a token from the flag, the environment or `kachery login`.

@@ -38,20 +38,29 @@ fn normalize(hub_url: &str) -> String {
     hub_url.trim_end_matches('/').to_owned()
 }
 
-/// The saved token for `hub_url`, if any.
-pub fn token_for(hub_url: &str) -> anyhow::Result<Option<String>> {
+fn read_file() -> anyhow::Result<CredentialsFile> {
     let path = credentials_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(CredentialsFile::default());
+        }
         Err(err) => return Err(err).with_context(|| format!("failed to read {}", path.display())),
     };
-    let file: CredentialsFile =
-        toml::from_str(&text).with_context(|| format!("failed to parse {}", path.display()))?;
-    Ok(file
+    toml::from_str(&text).with_context(|| format!("failed to parse {}", path.display()))
+}
+
+/// The saved token for `hub_url`, if any.
+pub fn token_for(hub_url: &str) -> anyhow::Result<Option<String>> {
+    Ok(read_file()?
         .hubs
         .get(&normalize(hub_url))
         .map(|credential| credential.token.clone()))
+}
+
+/// Every hub URL `kachery login` saved a token for, sorted.
+pub fn saved_hubs() -> anyhow::Result<Vec<String>> {
+    Ok(read_file()?.hubs.into_keys().collect())
 }
 
 /// Saves `token` for `hub_url`, replacing an earlier one.
