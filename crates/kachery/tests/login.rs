@@ -149,7 +149,10 @@ async fn approve_in_browser(hub_url: &str, authorize_url: &str) {
     let approved = send(&http, hub_url, &mut cookies, request, &post_url).await;
     if approved.status() != reqwest::StatusCode::SEE_OTHER {
         let status = approved.status();
-        panic!("Approve answered {status}: {}", approved.text().await.unwrap());
+        panic!(
+            "Approve answered {status}: {}",
+            approved.text().await.unwrap()
+        );
     }
     let to_cli = approved.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(to_cli.starts_with("http://127.0.0.1:"), "{to_cli}");

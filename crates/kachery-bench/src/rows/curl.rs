@@ -33,13 +33,14 @@ pub struct Object {
 /// Requests in flight at once, as kachery's default `parallel_chunks`.
 const PARALLEL: &str = "4";
 
-/// PUTs every line of plan `$1` (URL CONTENT-TYPE CONTENT-LENGTH FILE). `Expect:` (empty)
-/// stops curl from waiting for a `100 Continue` before large bodies; every other header is
-/// exactly what the hub presigned.
+/// PUTs every line of plan `$1` (URL FILE NAME:VALUE…). `Expect:` (empty) stops curl from
+/// waiting for a `100 Continue` before large bodies; every other header is exactly what
+/// the hub presigned (content-type and content-length, plus `if-none-match` on S3).
 const PUT_SCRIPT: &str = r#"
 xargs -P "$2" -L 1 -a "$1" sh -c '
-  curl -sS --fail -o /dev/null -H "Expect:" \
-       -H "content-type: $2" -H "content-length: $3" -T "$4" "$1"' put
+  url=$1 file=$2; shift 2
+  for header do set -- "$@" -H "$header"; shift; done
+  curl -sS --fail -o /dev/null -H "Expect:" "$@" -T "$file" "$url"' put
 "#;
 
 /// GETs every line of plan `$1` (URL OUTPUT) into OUTPUT, hashing it on the way to
@@ -101,14 +102,15 @@ pub async fn transfer(
         );
         let mut plan = String::new();
         for (object, upload) in objects.iter().zip(&uploads.uploads) {
-            let header = |name: &str| upload.headers.get(name).cloned().unwrap_or_default();
-            plan.push_str(&format!(
-                "{} {} {} {}\n",
-                upload.url,
-                header("content-type"),
-                header("content-length"),
-                object.file.display()
-            ));
+            plan.push_str(&format!("{} {}", upload.url, object.file.display()));
+            for (name, value) in &upload.headers {
+                ensure!(
+                    !value.contains(char::is_whitespace),
+                    "presigned header {name} has a space, which the plan cannot carry"
+                );
+                plan.push_str(&format!(" {name}:{value}"));
+            }
+            plan.push('\n');
         }
         std::fs::File::create(&put_plan)?.write_all(plan.as_bytes())?;
         let (put_timed, _) = run_timed(&mut bash(PUT_SCRIPT, &[&put_plan, &PARALLEL]))?;

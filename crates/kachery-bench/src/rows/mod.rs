@@ -10,7 +10,6 @@ pub mod s3;
 pub mod store;
 pub mod tasks;
 pub mod transfer;
-pub mod upload_pieces;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

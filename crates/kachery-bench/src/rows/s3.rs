@@ -20,8 +20,17 @@ const SECRET_KEY: &str = "bench-secret-key-0123456789";
 /// A running s3s-fs server with one bucket.
 pub struct S3Bucket {
     server: S3TestServer,
-    // Dropped after the server, which aborts its task on this runtime.
-    _runtime: tokio::runtime::Runtime,
+    /// Taken in `drop`, after the server has aborted its task on it.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for S3Bucket {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which an async caller's thread must not do.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl S3Bucket {
@@ -35,18 +44,19 @@ impl S3Bucket {
             .context("failed to start the S3 server's runtime")?;
         let root = work.join("s3");
         std::fs::create_dir_all(&root)?;
-        let server = runtime
-            .block_on(S3TestServer::spawn(
-                root,
-                "127.0.0.1:0".parse()?,
-                &[BUCKET],
-                ACCESS_KEY,
-                SECRET_KEY,
-            ))
-            .context("failed to start s3s-fs")?;
+        let addr = "127.0.0.1:0".parse()?;
+        let spawn = S3TestServer::spawn(root, addr, &[BUCKET], ACCESS_KEY, SECRET_KEY);
+        // block_on from a plain thread: the caller may itself be running on a runtime.
+        let server = std::thread::scope(|scope| {
+            scope
+                .spawn(|| runtime.block_on(spawn))
+                .join()
+                .expect("starting s3s-fs does not panic")
+        })
+        .context("failed to start s3s-fs")?;
         Ok(Self {
             server,
-            _runtime: runtime,
+            runtime: Some(runtime),
         })
     }
 

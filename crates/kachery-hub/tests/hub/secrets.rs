@@ -226,9 +226,7 @@ async fn the_owner_sets_secrets_and_views_show_only_fingerprint_and_hint(
     assert_eq!(status, 201);
 
     // Set: the reply is the masked view and nothing else.
-    let (status, reply) = alice
-        .put_secret("lab.keys", "ablyApiKey", ABLY_ONE)
-        .await;
+    let (status, reply) = alice.put_secret("lab.keys", "ablyApiKey", ABLY_ONE).await;
     assert_eq!(status, 200, "{reply}");
     let view: SecretView = serde_json::from_value(reply.clone())?;
     assert_eq!(view.kind, SecretKind::AblyApiKey);
@@ -248,9 +246,7 @@ async fn the_owner_sets_secrets_and_views_show_only_fingerprint_and_hint(
     assert_eq!(channel.secrets, Some(vec![view.clone()]));
 
     // Replace: a new fingerprint, and the audit log records both fingerprints.
-    let (status, reply) = alice
-        .put_secret("lab.keys", "ablyApiKey", ABLY_TWO)
-        .await;
+    let (status, reply) = alice.put_secret("lab.keys", "ablyApiKey", ABLY_TWO).await;
     assert_eq!(status, 200);
     assert_eq!(reply["fingerprint"], fingerprint(ABLY_TWO));
     let audit = raw_sql(
