@@ -5,9 +5,7 @@
 // Its /authorize redirects straight back with a code. Which account "signs in" is picked by
 // the test: a `test_claims` query parameter on the authorize URL (JSON, e.g.
 // {"sub":"alice","email":"alice@example.org","email_verified":true}) becomes the claims
-// of the tokens issued for that code. A browser test cannot add that parameter (the hub's
-// redirect takes it there), so OIDC_DEFAULT_CLAIMS (the same JSON) names the account for
-// authorize requests without one.
+// of the tokens issued for that code.
 
 import { OAuth2Server } from 'oauth2-mock-server';
 
@@ -17,11 +15,9 @@ await server.start(0, '127.0.0.1');
 server.issuer.url = `http://127.0.0.1:${server.address().port}`;
 
 const claimsByCode = new Map();
-const defaultClaims = process.env.OIDC_DEFAULT_CLAIMS;
 
 server.service.on('beforeAuthorizeRedirect', (redirect, req) => {
-  const requested =
-    new URL(req.url, server.issuer.url).searchParams.get('test_claims') ?? defaultClaims;
+  const requested = new URL(req.url, server.issuer.url).searchParams.get('test_claims');
   const code = redirect.url.searchParams.get('code');
   if (requested && code) {
     claimsByCode.set(code, JSON.parse(requested));

@@ -26,28 +26,9 @@ pub struct OidcProvider {
 impl OidcProvider {
     /// Starts a provider; installs its npm package first if `.ci/run` has not.
     pub fn start() -> Self {
-        Self::spawn(None)
-    }
-
-    /// Starts a provider that signs in this account whenever the authorize request does
-    /// not name one, as in a browser following the hub's redirect.
-    pub fn start_signing_in_as(subject: &str, email: &str) -> Self {
-        let claims = serde_json::json!({
-            "sub": subject,
-            "email": email,
-            "email_verified": true,
-        });
-        Self::spawn(Some(claims.to_string()))
-    }
-
-    fn spawn(default_claims: Option<String>) -> Self {
         let dir = provider_dir();
         ensure_installed(&dir);
-        let mut command = Command::new("node");
-        if let Some(claims) = default_claims {
-            command.env("OIDC_DEFAULT_CLAIMS", claims);
-        }
-        let mut child = command
+        let mut child = Command::new("node")
             .arg("provider.mjs")
             .current_dir(&dir)
             .stdin(Stdio::piped())
@@ -106,9 +87,7 @@ fn provider_dir() -> PathBuf {
 }
 
 fn ensure_installed(dir: &std::path::Path) {
-    let _guard = INSTALL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INSTALL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if dir.join("node_modules/oauth2-mock-server").exists() {
         return;
     }
