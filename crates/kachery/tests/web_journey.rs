@@ -1,24 +1,22 @@
 //! The hub's web site in a real headless Chromium (SPEC §12): a real OpenID Connect
-//! provider (oauth2-mock-server, `crates/kachery-hub/tests/oidc`), a real hub process
-//! signing in only through it, and a real node daemon, then `tests/web/journey.js`
-//! (playwright-core driving `/usr/bin/chromium`) walks through sign-in at the provider,
-//! registering the node from the link `kachery node register` printed, creating and
-//! joining a channel, granting roles, minting and entering a passcode, the channel test
-//! and sign-out. Screenshots of every page land in `target/journey/`. Afterwards the node
+//! provider (panva's `oidc-provider`, `tests/web/oidc-provider.mjs`, with its sign-in and
+//! consent forms), a real hub process signing in only through it, and a real node daemon;
+//! then `tests/web/journey.js` (playwright-core driving `/usr/bin/chromium`) signs in at
+//! the provider, registers the node from the link `kachery node register` printed, creates
+//! and joins a channel, grants roles, mints and enters a passcode, runs the channel test
+//! and signs out. Screenshots of every page land in `target/journey/`. Afterwards the node
 //! itself must hold the roles the pages gave it.
 //!
-//! Needs Node.js, `npm ci` in `tests/web` and `tests/oidc`, and the Debian `chromium`
-//! package; `.ci/run` installs them. Without them the test fails and says what is missing.
+//! Needs Node.js, `npm ci` in `tests/web`, and the Debian `chromium` package; `.ci/run`
+//! installs them. Without them the test fails and says what is missing.
 
 mod common;
-#[path = "../../kachery-hub/tests/oidc/provider.rs"]
-mod oidc_provider;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 use common::*;
-use oidc_provider::OidcProvider;
 
 const CHANNEL: &str = "journey.lab";
 
@@ -26,8 +24,10 @@ fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web")
 }
 
+/// `target/journey/`, emptied first so every screenshot in it is from this run.
 fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/journey");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("the screenshot directory can be made");
     dir
 }
@@ -38,19 +38,22 @@ fn check_prerequisites() {
         Path::new(&chromium).exists(),
         "{chromium} is missing: run .ci/run, or `apt-get install chromium`"
     );
-    assert!(
-        web_dir().join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run .ci/run, or `npm ci` in {}",
-        web_dir().display()
-    );
+    for package in ["playwright-core", "oidc-provider"] {
+        assert!(
+            web_dir().join("node_modules").join(package).exists(),
+            "{package} is missing: run .ci/run, or `npm ci` in {}",
+            web_dir().display()
+        );
+    }
 }
 
 #[test]
 fn a_person_manages_a_node_and_a_channel_through_the_web_site() {
     check_prerequisites();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let provider = OidcProvider::start_signing_in_as("alice-subject", ALICE);
-    let hub = start_oidc_hub(dir.path(), &provider.issuer);
+    let hub_bind = format!("127.0.0.1:{}", free_port());
+    let provider = Provider::start(&format!("http://{hub_bind}/login/oidc/mock/callback"));
+    let hub = start_oidc_hub_at(dir.path(), &provider.issuer, &hub_bind);
     let node = start_node(&dir.path().join("node"), &hub.url, ALICE, "journey-node");
 
     let printed = node.run(&["node", "register", "--json"]).ok();
@@ -65,6 +68,7 @@ fn a_person_manages_a_node_and_a_channel_through_the_web_site() {
         .env("REGISTER_LINK", &link)
         .env("NODE_ID", &node_id)
         .env("OWNER", ALICE)
+        .env("OIDC_ISSUER", &provider.issuer)
         .env("CHANNEL", CHANNEL)
         .env("SCREENSHOT_DIR", screenshot_dir())
         .current_dir(web_dir())
@@ -98,4 +102,48 @@ fn a_person_manages_a_node_and_a_channel_through_the_web_site() {
         serde_json::json!(["requestFiles", "provideFiles"]),
         "{status:#}"
     );
+}
+
+/// `tests/web/oidc-provider.mjs` on a free loopback port; stopped when dropped.
+struct Provider {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    issuer: String,
+}
+
+impl Provider {
+    fn start(redirect_uri: &str) -> Self {
+        let mut child = Command::new("node")
+            .arg("oidc-provider.mjs")
+            .current_dir(web_dir())
+            .env("REDIRECT_URI", redirect_uri)
+            .env("CLIENT_ID", OIDC_CLIENT_ID)
+            .env("CLIENT_SECRET", OIDC_CLIENT_SECRET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node (Node.js) runs");
+        let stdin = child.stdin.take();
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout is piped"))
+            .read_line(&mut first_line)
+            .expect("the provider prints its issuer");
+        let announced: serde_json::Value = serde_json::from_str(&first_line)
+            .unwrap_or_else(|error| panic!("oidc-provider.mjs said {first_line:?}: {error}"));
+        let issuer = announced["issuer"].as_str().expect("an issuer").to_owned();
+        Self {
+            child,
+            stdin,
+            issuer,
+        }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

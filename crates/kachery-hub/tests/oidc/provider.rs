@@ -87,7 +87,9 @@ fn provider_dir() -> PathBuf {
 }
 
 fn ensure_installed(dir: &std::path::Path) {
-    let _guard = INSTALL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if dir.join("node_modules/oauth2-mock-server").exists() {
         return;
     }

@@ -126,14 +126,23 @@ pub struct Hub {
     pub data_dir: PathBuf,
 }
 
+/// Client id and secret the test hubs use with their OpenID Connect provider `mock`.
+pub const OIDC_CLIENT_ID: &str = "kachery-cli-test";
+pub const OIDC_CLIENT_SECRET: &str = "cli-test-secret";
+
 /// Starts `kachery hub serve` on a free loopback port with one OpenID Connect provider,
 /// `mock`, at `issuer` (no dev login).
 pub fn start_oidc_hub(dir: &Path, issuer: &str) -> Hub {
+    start_oidc_hub_at(dir, issuer, "127.0.0.1:0")
+}
+
+/// [`start_oidc_hub`] on `bind`, for a provider that must know the callback beforehand.
+pub fn start_oidc_hub_at(dir: &Path, issuer: &str, bind: &str) -> Hub {
     let config = dir.join("hub.toml");
     std::fs::write(
         &config,
         format!(
-            "[[oidc]]\nname = \"mock\"\nissuer = \"{issuer}\"\nclient_id = \"kachery-cli-test\"\n"
+            "[[oidc]]\nname = \"mock\"\nissuer = \"{issuer}\"\nclient_id = \"{OIDC_CLIENT_ID}\"\n"
         ),
     )
     .expect("hub.toml can be written");
@@ -141,7 +150,7 @@ pub fn start_oidc_hub(dir: &Path, issuer: &str) -> Hub {
         dir,
         &[
             "--bind",
-            "127.0.0.1:0",
+            bind,
             "--config",
             config.to_str().expect("a UTF-8 path"),
         ],
@@ -150,9 +159,17 @@ pub fn start_oidc_hub(dir: &Path, issuer: &str) -> Hub {
                 "KACHERY_HUB_MASTER_KEY",
                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
             ),
-            ("KACHERY_HUB_OIDC_MOCK_CLIENT_SECRET", "cli-test-secret"),
+            ("KACHERY_HUB_OIDC_MOCK_CLIENT_SECRET", OIDC_CLIENT_SECRET),
         ],
     )
+}
+
+/// A loopback port nothing listens on right now (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// Starts `kachery hub serve --dev-login` on a free loopback port.

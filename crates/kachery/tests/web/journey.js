@@ -4,7 +4,8 @@
 // mints and uses a passcode, tests the channel and signs out. A screenshot of each page goes
 // to SCREENSHOT_DIR. Any failed expectation throws, and the process exits non-zero.
 //
-// Inputs (environment): HUB_URL, REGISTER_LINK, NODE_ID, OWNER, CHANNEL, SCREENSHOT_DIR.
+// Inputs (environment): HUB_URL, OIDC_ISSUER, REGISTER_LINK, NODE_ID, OWNER, CHANNEL,
+// SCREENSHOT_DIR.
 // Output: one JSON line on stdout with what the Rust test checks afterwards.
 "use strict";
 
@@ -21,6 +22,7 @@ const hubUrl = env("HUB_URL").replace(/\/+$/, "");
 const registerLink = env("REGISTER_LINK");
 const nodeId = env("NODE_ID");
 const owner = env("OWNER");
+const oidcIssuer = env("OIDC_ISSUER");
 const channel = env("CHANNEL");
 const screenshotDir = env("SCREENSHOT_DIR");
 
@@ -29,6 +31,18 @@ function expect(condition, message) {
 }
 
 async function main() {
+  let failureShot = async () => {};
+  try {
+    return await journey((shoot) => { failureShot = shoot; });
+  } catch (error) {
+    await failureShot().catch(() => {});
+    throw error;
+  }
+}
+
+// Walks the journey; `onPage` gets a function that screenshots the current page, used
+// when a step fails.
+async function journey(onPage) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: [
@@ -55,14 +69,27 @@ async function main() {
     await page.screenshot({ path: file, fullPage: true });
   };
   const text = async () => page.locator("main").innerText();
+  onPage(async () => {
+    await page.screenshot({ path: path.join(screenshotDir, "failed.png"), fullPage: true });
+    console.error(`failed on ${page.url()}; screenshot failed.png`);
+  });
 
   // 1. Sign in at the OpenID Connect provider from the start page: the hub sends the
-  //    browser there, the provider (which signs in OWNER) straight back with a code, and
-  //    the hub checks state, nonce and the ID token before opening a session.
+  //    browser there; its sign-in form takes the owner's e-mail as the login (any
+  //    password), its consent page approves the hub, and the hub checks state, nonce and
+  //    the ID token before opening a session.
   await page.goto(hubUrl + "/");
   await snap("welcome");
   const providerLink = page.getByRole("link", { name: /^Sign in with / });
   await providerLink.click();
+  await page.waitForURL((url) => url.href.startsWith(oidcIssuer));
+  await page.locator('input[name="login"]').fill(owner);
+  await page.locator('input[name="password"]').fill("any password");
+  await snap("provider-sign-in");
+  await page.getByRole("button", { name: "Sign-in" }).click();
+  await page.getByRole("button", { name: "Continue" }).waitFor();
+  await snap("provider-consent");
+  await page.getByRole("button", { name: "Continue" }).click();
   await page.waitForURL(hubUrl + "/");
   expect((await text()).includes("Your nodes and channels"), "signed in to the home page");
   expect((await page.locator("header").innerText()).includes(owner), "signed in as the owner");
