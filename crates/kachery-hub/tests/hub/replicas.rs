@@ -1,6 +1,8 @@
-//! Two hub processes on one PostgreSQL database serve the same users and nodes, and
-//! share the memory of nonces, so a request replayed on the other replica is refused
-//! (SPEC §11.1, §18.1).
+//! Two hub processes on one PostgreSQL database serve the same users and nodes, share
+//! browser sessions (a sign-in on one is valid on the other, a sign-out on one ends it on
+//! both) and the memory of nonces, so a request replayed on the other replica is refused
+//! (SPEC §11.1, §18.1). Node-API rate limits are per replica (SPEC §21), so they are not
+//! checked across replicas here.
 
 use kachery_client::{HubUserClient, NodeApiClient, now_ms};
 use kachery_hub::{HubConfig, HubHandle, spawn};
@@ -70,6 +72,71 @@ async fn two_hubs_on_one_postgres_database_act_as_one() -> TestResult {
     assert!(replayed.status().is_client_error(), "{}", replayed.status());
     let body: ErrorBody = replayed.json().await?;
     assert_eq!(body.error.code, ErrorCode::ReplayedRequest);
+
+    // A browser session opened on the first hub works on the second, and signing out on
+    // the second ends it on the first.
+    let origin = hub_origin(&first);
+    let second_base = format!("http://{}", second.local_addr());
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let signed_in = browser
+        .post(format!("{origin}/login/dev"))
+        .header(reqwest::header::ORIGIN, &origin)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body("email=alice%40example.org&return_to=%2F")
+        .send()
+        .await?;
+    let cookie = signed_in
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("kachery_session="))
+        .and_then(|value| value.split(';').next())
+        .expect("dev login sets the session cookie")
+        .to_owned();
+    let page = |base: String| {
+        let browser = browser.clone();
+        let cookie = cookie.clone();
+        async move {
+            browser
+                .get(format!("{base}/nodes"))
+                .header(reqwest::header::COOKIE, cookie)
+                .send()
+                .await
+        }
+    };
+    let nodes_page = page(second_base.clone()).await?;
+    assert_eq!(nodes_page.status(), reqwest::StatusCode::OK);
+    let html = nodes_page.text().await?;
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a sign-out form") + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').unwrap()];
+    let signed_out = browser
+        .post(format!("{second_base}/logout"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(reqwest::header::ORIGIN, &origin)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await?;
+    assert!(
+        signed_out.status().is_redirection(),
+        "{}",
+        signed_out.status()
+    );
+    let after = page(origin.clone()).await?;
+    assert!(
+        after.status().is_redirection(),
+        "the session outlived its sign-out"
+    );
 
     second.shutdown().await?;
     first.shutdown().await?;
