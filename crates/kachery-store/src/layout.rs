@@ -14,6 +14,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use kachery_protocol::Sha1Hash;
@@ -77,6 +78,10 @@ pub(crate) struct TmpFile {
     installed: bool,
 }
 
+/// Blobs and partial files are readable by the node's own user only: a shared lab machine
+/// must not expose one person's data to the others through the store.
+pub(crate) const PRIVATE_FILE_MODE: u32 = 0o600;
+
 impl TmpFile {
     /// Creates a new, empty file with a random name in `tmp_dir`.
     pub(crate) fn create(tmp_dir: &Path) -> io::Result<Self> {
@@ -87,6 +92,7 @@ impl TmpFile {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(PRIVATE_FILE_MODE)
             .open(&path)?;
         Ok(Self {
             path,

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, TryLockError};
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -88,6 +89,27 @@ impl Store {
 }
 
 fn create_dirs_and_lock(layout: &Layout) -> Result<Locks, OpenError> {
+    // A new store root is private to this user (0700); an existing one keeps the mode
+    // its owner gave it.
+    let root = layout.root();
+    if !root.exists() {
+        if let Some(parent) = root.parent() {
+            fs::create_dir_all(parent).map_err(|source| OpenError::CreateDir {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        match fs::DirBuilder::new().mode(0o700).create(root) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(OpenError::CreateDir {
+                    path: root.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
     for dir in [
         layout.root().to_owned(),
         layout.blobs_dir(),

@@ -13,6 +13,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -114,6 +115,7 @@ impl Store {
                     .write(true)
                     .create(true)
                     .truncate(true)
+                    .mode(crate::layout::PRIVATE_FILE_MODE)
                     .open(&path)?;
                 file.set_len(size)?;
                 file.sync_all()?;

@@ -249,3 +249,16 @@ async fn remove_deletes_blob_and_its_chunk_index() {
         "second remove finds nothing"
     );
 }
+
+#[tokio::test]
+async fn a_new_store_and_its_blobs_are_private_to_the_user() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("store");
+    let store = Store::open(&root).await.unwrap();
+    let source = write_file(work.path(), "source.bin", b"a lab's unpublished data");
+    let ingested = store.ingest_file(&source, true, &|_| {}).await.unwrap();
+
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700, "store root");
+    assert_eq!(mode(&store.blob_path(&ingested.sha1)), 0o600, "blob");
+}

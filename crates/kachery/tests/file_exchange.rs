@@ -29,6 +29,18 @@ fn small_and_chunked_files_travel_from_a_to_b() {
         .run(&["load", &small_uri, "-o", out.to_str().unwrap()])
         .ok();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&small).unwrap());
+    // The store keeps blobs private (0600), but an exported copy is an ordinary new file.
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .expect("Linux reports the umask");
+    let mode = |path: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&out), 0o666 & !umask, "load -o output mode");
 
     let big = net.dir.path().join("big.bin");
     write_random_file(&big, 3 * 20_000_000 - 5, 11);

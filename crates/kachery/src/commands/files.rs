@@ -187,11 +187,21 @@ async fn fetch(
     Err(Failure::unavailable("the node daemon ended the load without a result").into())
 }
 
+/// Copies a stored blob to `dest` through a temporary name. The copy is a new file (the
+/// user's umask decides its mode), not a clone of the store's private 0600 blob.
 async fn copy_out(from: &Path, dest: &Path) -> anyhow::Result<()> {
     let tmp = dest.with_extension("kachery-partial");
-    tokio::fs::copy(from, &tmp)
-        .await
-        .with_context(|| format!("failed to write {}", tmp.display()))?;
+    let (source, target) = (from.to_owned(), tmp.clone());
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut reader = std::fs::File::open(&source)?;
+        let mut writer = std::fs::File::create(&target)?;
+        // std's copy between two files uses copy_file_range on Linux.
+        std::io::copy(&mut reader, &mut writer)?;
+        writer.sync_all()
+    })
+    .await
+    .context("the copy task panicked")?
+    .with_context(|| format!("failed to write {}", tmp.display()))?;
     tokio::fs::rename(&tmp, dest)
         .await
         .with_context(|| format!("failed to write {}", dest.display()))?;
