@@ -55,6 +55,11 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "another hub is already running with data directory {path}: stop it, or give this \
+         one its own --data-dir (replicas on one PostgreSQL database each need their own)"
+    )]
+    DataDirInUse { path: PathBuf },
     #[error("failed to load the master key")]
     MasterKey(#[from] MasterKeyError),
     #[error("failed to listen on {addr}")]
@@ -87,6 +92,8 @@ pub struct HubHandle {
     shutdown_tx: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), std::io::Error>>>,
     purge: JoinHandle<()>,
+    /// Held while the hub runs; see [`lock_data_dir`].
+    _data_dir_lock: std::fs::File,
 }
 
 impl HubHandle {
@@ -157,6 +164,7 @@ pub async fn spawn(config: HubConfig) -> Result<HubHandle, StartError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    let data_dir_lock = lock_data_dir(&config.data_dir)?;
     let master_key = MasterKey::load(
         config.master_key_file.as_deref(),
         std::env::var(MASTER_KEY_ENV).ok(),
@@ -245,7 +253,33 @@ pub async fn spawn(config: HubConfig) -> Result<HubHandle, StartError> {
         shutdown_tx: Some(shutdown_tx),
         server: Some(server),
         purge,
+        _data_dir_lock: data_dir_lock,
     })
+}
+
+/// Takes an exclusive lock on `<data_dir>/hub.lock` for the life of the hub. Two hubs on
+/// one data directory would each run an embedded broker and bucket over the same files
+/// (and the same SQLite database) without knowing of each other. The kernel drops the
+/// lock when the process ends, however it ends.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let path = data_dir.join("hub.lock");
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| StartError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::DataDirInUse {
+            path: data_dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir { path, source }),
+    }
 }
 
 /// SPEC §9.2: dev login only on loopback binds and a loopback public URL.

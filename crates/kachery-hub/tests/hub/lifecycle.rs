@@ -12,6 +12,7 @@ use kachery_protocol::node_api::{PresignedRequest, UploadItem};
 use crate::common::*;
 
 on_both_backends!(
+    a_second_hub_on_the_same_data_dir_is_refused_until_the_first_stops,
     upload_url_then_download_url_through_the_embedded_bucket,
     corrupt_object_reports_delete_bad_blobs,
     state_and_master_key_survive_a_restart,
@@ -262,5 +263,31 @@ async fn an_unsupported_database_url_is_refused_without_echoing_it() -> TestResu
         "{message}"
     );
     assert!(!message.contains("hunter2"), "{message}");
+    Ok(())
+}
+
+async fn a_second_hub_on_the_same_data_dir_is_refused_until_the_first_stops(
+    backend: Backend,
+) -> TestResult {
+    let env = TestEnv::new(backend).await;
+    let first = env.spawn_hub().await;
+
+    let refused = kachery_hub::spawn(env.config())
+        .await
+        .err()
+        .expect("refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("another hub is already running"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&env.path().display().to_string()),
+        "{message}"
+    );
+
+    first.shutdown().await?;
+    let second = env.spawn_hub().await;
+    second.shutdown().await?;
     Ok(())
 }
