@@ -20,6 +20,8 @@ cd "$(dirname "$0")/.."
 
 export KACHERY_DEMO_DATABASE_URL="${KACHERY_DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
+# Where cargo puts the debug binaries (CARGO_TARGET_DIR moves them).
+bin_dir="${CARGO_TARGET_DIR:-target}/debug"
 work="$(mktemp -d -t kachery-demo-engines-XXXXXX)"
 server_pid=""
 nats_pid=""
@@ -37,7 +39,7 @@ if [ -z "${KACHERY_DEMO_S3_ENDPOINT:-}" ]; then
     export KACHERY_DEMO_S3_SECRET
     cargo build --quiet -p kachery-bucket --features s3-test-server --example s3_test_server
     KACHERY_S3_TEST_SECRET="$KACHERY_DEMO_S3_SECRET" \
-        target/debug/examples/s3_test_server "$work/s3" 0 "$KACHERY_DEMO_S3_BUCKET" \
+        "$bin_dir/examples/s3_test_server" "$work/s3" 0 "$KACHERY_DEMO_S3_BUCKET" \
         "$KACHERY_DEMO_S3_ACCESS_KEY_ID" >"$work/s3.out" 2>"$work/s3.err" &
     server_pid=$!
     for _ in $(seq 1 100); do
@@ -52,7 +54,7 @@ fi
 
 if [ -z "${KACHERY_DEMO_NATS_URL:-}" ]; then
     cargo build --quiet -p kachery-pubsub --features test-server --example nats_test_server
-    target/debug/examples/nats_test_server >"$work/nats.out" 2>"$work/nats.err" &
+    "$bin_dir/examples/nats_test_server" >"$work/nats.out" 2>"$work/nats.err" &
     nats_pid=$!
     for _ in $(seq 1 100); do
         if grep -q '^seed ' "$work/nats.out" 2>/dev/null; then break; fi
@@ -67,4 +69,4 @@ if [ -z "${KACHERY_DEMO_NATS_URL:-}" ]; then
 fi
 
 cargo build --quiet -p kachery
-target/debug/kachery demo "$@"
+"$bin_dir/kachery" demo "$@"

@@ -106,8 +106,30 @@ impl FileExchange {
         tokio::spawn(Arc::clone(self).run_upload(upload).instrument(span));
     }
 
-    // FIXME: a daemon shutting down does not send failed{shutting_down} for running
-    // uploads; requesters then wait out their stall timer (30 s) before moving on.
+    /// Tells every requester of a running upload `failed{shutting_down}` (SPEC §20), so
+    /// they turn to another provider at once instead of waiting out their stall timer.
+    /// The uploads leave the registry; the daemon stops them right after. Returns how many
+    /// uploads were announced.
+    pub async fn announce_shutdown(&self) -> usize {
+        let uploads: Vec<Arc<SharedUpload>> = self
+            .provider
+            .uploads
+            .active
+            .lock()
+            .expect("upload registry lock is never poisoned")
+            .drain()
+            .map(|(_, upload)| upload)
+            .collect();
+        let status = FileStatus::Failed {
+            reason: FailureReason::ShuttingDown,
+            manifest_sha1: None,
+        };
+        for upload in &uploads {
+            self.publish_to_subscribers(upload, status.clone()).await;
+        }
+        uploads.len()
+    }
+
     async fn run_upload(self: Arc<Self>, upload: Arc<SharedUpload>) {
         let _registration = self.transfers.register(Arc::clone(&upload.meter));
         let status = self.perform_upload(&upload).await;

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use common::{Call, TestHub, TestNode, channel, roles, seeded_bytes};
 use kachery_exchange::{LoadError, LoadProgress, Loaded};
 use kachery_protocol::bucket_key::BucketKey;
-use kachery_protocol::pubsub::PubsubMessage;
+use kachery_protocol::pubsub::{FailureReason, FileStatus, PubsubMessage};
 use kachery_protocol::{FileUri, Role, Sha1Hash};
 use tokio::sync::mpsc;
 
@@ -327,5 +327,49 @@ async fn concurrent_loads_of_one_chunked_file_both_succeed() -> TestResult {
         std::fs::read(&first.path)? == data,
         "loaded bytes differ from the original"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_shutting_down_tells_the_requester_of_its_running_upload() -> TestResult {
+    let (hub, provider, requester) = provider_and_requester().await;
+    let uri = store_on(&provider, &seeded_bytes(9, THREE_CHUNK_SIZE)).await;
+    let loading = {
+        let exchange = requester.exchange.clone();
+        let uri = uri.clone();
+        tokio::spawn(async move {
+            let (progress_tx, _progress_rx) = mpsc::channel::<LoadProgress>(64);
+            exchange.load(&uri, None, progress_tx).await
+        })
+    };
+
+    // Catch the provider while one of its uploads runs, as a daemon stopping would.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut announced = 0;
+    while announced == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no upload ever ran");
+        announced = provider.exchange.announce_shutdown().await;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+
+    let told = hub.calls_by(provider.node_id).into_iter().any(|call| {
+        matches!(
+            call,
+            Call::Published(
+                _,
+                PubsubMessage::FileStatus {
+                    status: FileStatus::Failed {
+                        reason: FailureReason::ShuttingDown,
+                        ..
+                    },
+                    ..
+                }
+            )
+        )
+    });
+    assert!(told, "no failed{{shutting_down}} was published");
+    // The provider is still up here, so the requester's next round succeeds.
+    let loaded = tokio::time::timeout(std::time::Duration::from_secs(60), loading).await???;
+    assert_eq!(loaded.sha1, uri.sha1);
     Ok(())
 }

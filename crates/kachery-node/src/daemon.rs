@@ -120,8 +120,13 @@ pub struct NodeDaemon;
 
 /// A running daemon. Dropping it without [`NodeHandle::shutdown`] leaves the tasks running
 /// until the runtime stops.
+/// Longest wait for the `failed{shutting_down}` notices to reach the brokers.
+const SHUTDOWN_NOTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct NodeHandle {
     node_id: NodeId,
+    state: Arc<NodeState>,
+    exchange: Arc<FileExchange>,
     local_api_addr: SocketAddr,
     client_token: ClientToken,
     paths: NodePaths,
@@ -208,9 +213,9 @@ impl NodeDaemon {
         }
 
         let api_state = Arc::new(ApiState {
-            node: state,
+            node: state.clone(),
             store,
-            exchange,
+            exchange: exchange.clone(),
             feeds,
             tasks: task_exchange,
             reconcile: reconcile_trigger,
@@ -251,6 +256,8 @@ impl NodeDaemon {
         }
         Ok(NodeHandle {
             node_id,
+            state,
+            exchange,
             local_api_addr,
             client_token,
             paths,
@@ -381,12 +388,27 @@ impl NodeHandle {
         &self.client_token
     }
 
-    /// Stops the links, loops and local API, and removes `daemon.json`.
-    // FIXME: uploads in progress are cut off without `failed{shutting_down}` (SPEC §20);
-    // needs a shutdown hook in the exchange. Requesters then fall back to their timers.
+    /// Tells requesters of running uploads `failed{shutting_down}`, then stops the links,
+    /// loops and local API, and removes `daemon.json`.
     pub async fn shutdown(self) {
+        self.announce_shutdown().await;
         self.cancel.cancel();
         self.wait_for_tasks().await;
+    }
+
+    /// At most [`SHUTDOWN_NOTICE_TIMEOUT`]: a broker that does not take the notices must
+    /// not hold up the shutdown.
+    async fn announce_shutdown(&self) {
+        let announce = async {
+            let n_uploads = self.exchange.announce_shutdown().await;
+            self.state.flush_links().await;
+            n_uploads
+        };
+        match tokio::time::timeout(SHUTDOWN_NOTICE_TIMEOUT, announce).await {
+            Ok(0) => {}
+            Ok(n_uploads) => tracing::info!(n_uploads, "told requesters the uploads stop"),
+            Err(_) => tracing::warn!("shutdown notices not sent within 2 s; stopping anyway"),
+        }
     }
 
     /// Runs until SIGINT or SIGTERM (or until the local API server fails), then shuts

@@ -81,6 +81,20 @@ impl NodeState {
             .cloned()
     }
 
+    /// Flushes every link's queued messages to its broker.
+    pub(crate) async fn flush_links(&self) {
+        let links: Vec<Arc<LinkShared>> = self
+            .links
+            .lock()
+            .expect("links lock is not poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for link in links {
+            link.flush().await;
+        }
+    }
+
     pub(crate) fn set_links(&self, links: BTreeMap<ChannelName, Arc<LinkShared>>) {
         *self.links.lock().expect("links lock is not poisoned") = links;
     }

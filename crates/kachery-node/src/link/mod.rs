@@ -171,6 +171,21 @@ impl LinkShared {
         });
     }
 
+    /// Sends what is queued for the broker now (the batching window is not waited out).
+    /// Nothing to do when the link is down.
+    pub(crate) async fn flush(&self) {
+        let publisher = self
+            .publisher
+            .lock()
+            .expect("link publisher lock is not poisoned")
+            .clone();
+        if let Some(publisher) = publisher {
+            if let Err(error) = publisher.flush().await {
+                tracing::debug!(channel = %self.channel, %error, "flush at shutdown failed");
+            }
+        }
+    }
+
     /// Signs `message` for this channel and queues it on its band, if the credential in
     /// use allows publishing there (defence in depth: the broker checks too).
     pub(crate) async fn publish(
