@@ -35,6 +35,11 @@ const MAX_REJECTIONS_KEPT: usize = 32;
 pub enum FeedOpError {
     #[error("this node does not own feed {0}; only the owner node appends")]
     NotOwner(NodeId),
+    #[error(
+        "this node holds no copy of that subfeed and has requestFeeds on no channel{scope}; \
+         ask a channel's owner to grant it (kachery node join CHANNEL --roles requestFeeds)"
+    )]
+    NoReadChannel { scope: String },
     #[error(transparent)]
     Invalid(#[from] FeedError),
     #[error("feed keys")]
@@ -175,7 +180,22 @@ impl FeedExchange {
     pub async fn read(self: &Arc<Self>, request: ReadRequest) -> Result<ReadResult, FeedOpError> {
         let subfeed_hash = feed::subfeed_hash(&request.subfeed)?;
         let id = (request.feed_id, subfeed_hash);
-        if !request.wait.is_zero() && !self.keys.owns(&request.feed_id) {
+        let owned = self.keys.owns(&request.feed_id);
+        if !owned && self.log.count(&id)? == 0 && !self.may_request(&request.channels) {
+            let scope = match request.channels.as_slice() {
+                [] => String::new(),
+                names => format!(
+                    " among {}",
+                    names
+                        .iter()
+                        .map(ChannelName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(FeedOpError::NoReadChannel { scope });
+        }
+        if !request.wait.is_zero() && !owned {
             self.want(id, &request.channels);
         }
 
@@ -625,6 +645,15 @@ impl FeedExchange {
     }
 
     /// Linked channels whose effective roles include `role`, narrowed to `only` if given.
+    /// Whether some channel (of `only`, when given) grants requestFeeds, link up or not:
+    /// a link that is still connecting will carry the read once it is up.
+    fn may_request(&self, only: &[ChannelName]) -> bool {
+        self.network.channels().iter().any(|view| {
+            view.effective.contains(Role::RequestFeeds)
+                && (only.is_empty() || only.contains(&view.channel))
+        })
+    }
+
     fn channels_with(&self, role: Role, only: &[ChannelName]) -> Vec<ChannelView> {
         self.network
             .channels()

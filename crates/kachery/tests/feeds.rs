@@ -261,3 +261,22 @@ fn forged_and_forked_messages_are_rejected_and_never_stored() {
     assert_eq!(messages, numbered(2));
     assert!(stderr.contains("rejected message 1 (fork)"), "{stderr}");
 }
+
+#[test]
+fn a_read_without_requestfeeds_or_of_an_unknown_feed_says_so() {
+    let net = network_with_roles(OWNER_ROLES, "requestFiles");
+    let uri = new_subfeed(&net.a, "main");
+    append(&net.a, &uri, json!({"n": 0}));
+
+    // B may not read feeds on any channel: refused (4), naming the role to ask for.
+    let run = net.b.run(&["feed", "read", &uri]).fails_with(4);
+    assert!(run.stderr.contains("requestFeeds"), "{}", run.stderr);
+
+    // A feed nobody has: not found (3) once the wait is over, instead of silence.
+    let unknown = format!("feed://{}/main", "cd".repeat(32));
+    let run = net
+        .a
+        .run(&["feed", "read", &unknown, "--wait-ms", "500"])
+        .fails_with(3);
+    assert!(run.stderr.contains("no messages"), "{}", run.stderr);
+}

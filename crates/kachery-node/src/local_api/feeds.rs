@@ -128,6 +128,11 @@ fn failure(error: FeedOpError) -> ApiFailure {
             ErrorCode::NotOwner,
             error.to_string(),
         ),
+        FeedOpError::NoReadChannel { .. } => ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::MissingRole,
+            error.to_string(),
+        ),
         FeedOpError::Invalid(_) => ApiFailure::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::ValidationFailed,

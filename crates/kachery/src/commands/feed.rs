@@ -25,7 +25,8 @@ pub enum FeedCommand {
     )]
     Create(FeedCreateArgs),
 
-    /// Sign and append JSON objects to a subfeed of a feed this node owns
+    /// Sign and append JSON objects to a subfeed of a feed this node owns; prints the
+    /// subfeed's new message count
     Append(FeedAppendArgs),
 
     /// Print a subfeed's messages, one JSON object per line
@@ -33,7 +34,8 @@ pub enum FeedCommand {
         long_about = "Print a subfeed's messages, one JSON object per line.\n\n\
         Messages of other nodes' feeds are fetched through the node's channels (from the \
         owner, any node holding a verified copy, or the bucket) and verified before they \
-        are kept. Without --follow, stops once --wait-ms pass without news. Refused \
+        are kept. Without --follow, stops once --wait-ms pass without news; exits 3 when \
+        nothing at all was found, 4 when the node has requestFeeds on no channel. Refused \
         messages (gap, fork, bad signature) are reported on stderr."
     )]
     Read(FeedReadArgs),
@@ -181,6 +183,17 @@ async fn read(daemon: &LocalClient, args: FeedReadArgs) -> anyhow::Result<()> {
             .context("failed to read the subfeed")?;
         report_rejections(&response, &mut reported);
         if response.messages.is_empty() && !args.follow {
+            if response.message_count == 0 && query.position == 0 {
+                return Err(Failure::new(
+                    crate::exit::FailureKind::NotFound,
+                    format!(
+                        "no messages of {} within {} ms: the subfeed is empty, or its owner and \
+                     every replica are offline and nothing is in the bucket yet",
+                        args.uri, wait_ms
+                    ),
+                )
+                .into());
+            }
             return Ok(());
         }
         for message in &response.messages {
