@@ -3,7 +3,8 @@
 # to the node daemon of this machine. The protocol is in docs/TASKS.md.
 #
 #   demo.add     pure-calculation  {"a": 1, "b": 2, "seconds": 0} -> {"sum": 3}
-#   demo.clock   query             {} -> {"now": <unix seconds>}
+#   demo.clock   query             {} -> {"now": <unix seconds>}; fails while the file
+#                                  named by $TASK_WORKER_CLOCK_BROKEN exists (for tests)
 #   demo.note    action            {"text": "..."}: appends the text to $TASK_WORKER_LOG
 #   demo.fail    pure-calculation  {"message": "..."}: always fails with that message
 #
@@ -32,7 +33,7 @@ connect() {
 # Reads a poll answer on stdin; prints the job id and the report JSON on two lines, or
 # nothing when the poll brought no job.
 run_job='
-import json, sys, time
+import json, os, sys, time
 job = json.load(sys.stdin).get("job")
 if job is None:
     sys.exit(0)
@@ -45,6 +46,8 @@ try:
         time.sleep(float(kw.get("seconds", 0)))
         report = {"state": "finished", "result": {"sum": kw["a"] + kw["b"]}}
     elif fn == "demo.clock":
+        if os.path.exists(os.environ.get("TASK_WORKER_CLOCK_BROKEN") or "/nonexistent/"):
+            raise RuntimeError("the clock is broken")
         report = {"state": "finished", "result": {"now": time.time()}}
     elif fn == "demo.note":
         report = {"state": "finished"}

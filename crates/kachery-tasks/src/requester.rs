@@ -131,10 +131,16 @@ impl TaskExchange {
 
         let asked = self.arbitrate(call, &candidates, view).await;
         match asked {
-            Err(TaskError::NotFound { .. } | TaskError::Timeout { .. })
-                if call.function_type == TaskType::Query =>
-            {
-                tracing::debug!("no provider answered the query; trying the cache");
+            // A query whose live run did not come through (no provider, a timeout, or a
+            // provider that failed it, e.g. because its worker died) answers from the
+            // last verified result for the same arguments, when there is one.
+            Err(
+                TaskError::NotFound { .. }
+                | TaskError::Timeout { .. }
+                | TaskError::TaskFailed { .. }
+                | TaskError::Unavailable { .. },
+            ) if call.function_type == TaskType::Query => {
+                tracing::debug!("the query got no live answer; trying the cache");
                 match self.find_cached(call, &candidates.read).await {
                     CacheLookup::Found(outcome) => Ok(outcome),
                     CacheLookup::Corrupt(detail) => Err(integrity(call, detail)),

@@ -90,6 +90,7 @@ fn task_network(c_roles: &str) -> TaskNet {
         .arg(script)
         .env("KACHERY_HOME", &provider.home)
         .env("TASK_WORKER_LOG", &worker_log)
+        .env("TASK_WORKER_CLOCK_BROKEN", dir.path().join("clock-broken"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -292,6 +293,18 @@ fn queries_actions_errors_and_roles() {
     let second = last_view(&net.b.run(&query).ok());
     assert_eq!(net.runs_of("demo.clock"), 2);
     assert_ne!(first["result"], second["result"]);
+    // A run that fails (the worker's clock breaks) falls back to the cache too, and says so.
+    std::fs::write(net.dir.path().join("clock-broken"), b"").unwrap();
+    let text_query = ["task", "run", "demo.clock", "--type", "query"];
+    let broken = net.b.run(&text_query).ok();
+    assert_eq!(net.runs_of("demo.clock"), 3);
+    assert!(
+        broken.stderr.contains("last cached result"),
+        "{}",
+        broken.stderr
+    );
+    let cached: Value = serde_json::from_str(broken.stdout.trim()).unwrap();
+    assert_eq!(cached, second["result"]);
     net.stop_provider();
     let fallback = last_view(&net.b.run(&query).ok());
     assert_eq!(fallback["fromCache"], true, "{fallback}");

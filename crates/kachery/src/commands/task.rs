@@ -119,6 +119,13 @@ fn finish(view: &TaskView, json: bool) -> anyhow::Result<()> {
     if json {
         return Ok(());
     }
+    // A query's cached answer may be old: say so, where it does not mix with the result.
+    if view.from_cache && view.function_type == TaskType::Query {
+        eprintln!(
+            "kachery: no live answer to {}; this is its last cached result",
+            view.function_id
+        );
+    }
     match (&view.result, &view.result_uri) {
         (Some(result), _) => println!("{}", serde_json::to_string(result)?),
         (None, Some(uri)) => println!("{uri}"),
