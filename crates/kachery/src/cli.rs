@@ -366,7 +366,7 @@ pub struct LoadArgs {
     /// sha1:// URI to fetch
     pub uri: String,
 
-    /// Copy the file here once it is in the store
+    /// Copy the file here once it is in the store; into a directory, under the URI's name
     #[arg(short = 'o', long = "dest", visible_alias = "out")]
     pub dest: Option<PathBuf>,
 

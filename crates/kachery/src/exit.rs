@@ -93,7 +93,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             | ErrorCode::Forbidden
             | ErrorCode::NotOwner
             | ErrorCode::MissingRole
-            | ErrorCode::NoRoles,
+            | ErrorCode::NoRoles
+            | ErrorCode::InvalidPasscode,
         ) => 4,
         Some(
             ErrorCode::ValidationFailed | ErrorCode::BadRequest | ErrorCode::RegistrationInvalid,

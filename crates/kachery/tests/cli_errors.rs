@@ -11,6 +11,17 @@ fn bad_input_gives_one_line_errors() {
 
     // Usage and URI errors: exit 2.
     kachery(home, &["load", "not-a-uri"]).fails_with(2);
+    // A hub URL without its scheme: the error shows it with one.
+    let run = kachery(
+        home,
+        &["login", "--hub", "127.0.0.1:8080", "--dev-email", "a@b.org"],
+    )
+    .fails_with(2);
+    assert!(
+        run.stderr.contains("http://127.0.0.1:8080"),
+        "{}",
+        run.stderr
+    );
     kachery(home, &["load", "sha1://xyz"]).fails_with(2);
     kachery(home, &["cat", "http://example.org/file"]).fails_with(2);
     kachery(

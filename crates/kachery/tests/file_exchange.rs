@@ -42,6 +42,23 @@ fn small_and_chunked_files_travel_from_a_to_b() {
     };
     assert_eq!(mode(&out), 0o666 & !umask, "load -o output mode");
 
+    // Into a directory: under the URI's name. Into a missing directory: refused at once.
+    let into = net.dir.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    net.b
+        .run(&["load", &small_uri, "-o", into.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read(into.join("small.txt")).unwrap(),
+        std::fs::read(&small).unwrap()
+    );
+    let missing = net.dir.path().join("no-such-dir/copy.txt");
+    let run = net
+        .b
+        .run(&["load", &small_uri, "-o", missing.to_str().unwrap()])
+        .fails_with(2);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+
     let big = net.dir.path().join("big.bin");
     write_random_file(&big, 3 * 20_000_000 - 5, 11);
     let big_uri = net

@@ -89,9 +89,10 @@ fn a_passcode_minted_on_the_command_line_gives_its_roles_until_revoked() {
         rejoined.stdout
     );
 
-    // A revoked passcode is refused like a wrong one: exit 1 with the hub's message.
-    let refused = b.run(&["node", "join", "cli.codes", "--passcode", &passcode]);
-    assert_ne!(refused.code, 0);
+    // A revoked passcode is refused like a wrong one: denied (4) with the hub's message.
+    let refused = b
+        .run(&["node", "join", "cli.codes", "--passcode", &passcode])
+        .fails_with(4);
     assert!(refused.stderr.contains("passcode"), "{}", refused.stderr);
     let bad_duration = a.run(&[
         "channel",

@@ -197,6 +197,7 @@ pub async fn create(
                     "bucket_secret"
                 }
                 ErrorCode::SecretInvalid => "pubsub_secret",
+                _ if error.message.contains("nats.account") => "nats_account",
                 _ if error.message.contains("nats") || error.message.contains("NATS") => {
                     "nats_servers"
                 }

@@ -25,8 +25,25 @@ pub fn hub_url(args: &HubAccessArgs) -> anyhow::Result<Url> {
             }
         }
     };
-    Url::parse(&text)
-        .map_err(|err| Failure::usage(format!("invalid hub URL {text:?}: {err}")).into())
+    Ok(parse_hub_url(&text)?)
+}
+
+/// A hub URL as typed: http or https, with a host. A missing scheme is the usual slip
+/// (`127.0.0.1:8080`), so the error shows the URL with one.
+pub fn parse_hub_url(text: &str) -> Result<Url, Failure> {
+    if !text.contains("://") {
+        return Err(Failure::usage(format!(
+            "invalid hub URL {text:?}: include the scheme, e.g. http://{text}"
+        )));
+    }
+    let url = Url::parse(text)
+        .map_err(|err| Failure::usage(format!("invalid hub URL {text:?}: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Failure::usage(format!(
+            "invalid hub URL {text:?}: it must be http:// or https:// with a host"
+        )));
+    }
+    Ok(url)
 }
 
 /// The hub of the only saved login; with none or several, the user must say which.

@@ -109,19 +109,57 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         .map(|name| ChannelName::parse(name).map_err(|err| Failure::usage(err.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
 
+    // Checked before the transfer, which may be long, rather than after it.
+    let dest = args
+        .dest
+        .as_deref()
+        .map(|dest| output_path(dest, &uri))
+        .transpose()?;
+
     let output = if args.json {
         LoadOutput::Json
     } else {
         LoadOutput::Bar
     };
     let path = fetch(&uri, channels, output).await?;
-    if let Some(dest) = &args.dest {
+    if let Some(dest) = &dest {
         copy_out(&path, dest).await?;
         eprintln!("wrote {}", dest.display());
     } else if !args.json {
         println!("{}", path.display());
     }
     Ok(())
+}
+
+/// Where `-o DEST` puts the file: DEST itself, or inside it when DEST is a directory (or
+/// ends in `/`), under the URI's file name (its hash when it has none). The directory it
+/// goes in must exist.
+fn output_path(dest: &Path, uri: &FileUri) -> anyhow::Result<PathBuf> {
+    let names_a_directory = dest.is_dir() || dest.as_os_str().as_encoded_bytes().ends_with(b"/");
+    let path = if names_a_directory {
+        let name = uri
+            .label
+            .as_deref()
+            .and_then(|label| Path::new(label).file_name())
+            .map(|name| name.to_owned())
+            .unwrap_or_else(|| uri.sha1.to_hex().into());
+        dest.join(name)
+    } else {
+        dest.to_owned()
+    };
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Failure::usage(format!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            parent.display()
+        ))
+        .into());
+    }
+    Ok(path)
 }
 
 /// How a load reports progress: a bar on stderr, JSON events on stdout, or nothing (cat).

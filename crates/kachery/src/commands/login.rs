@@ -34,8 +34,7 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
-    let hub_url = url::Url::parse(&args.hub)
-        .map_err(|err| Failure::usage(format!("invalid hub URL {:?}: {err}", args.hub)))?;
+    let hub_url = crate::commands::access::parse_hub_url(&args.hub)?;
     let mut client = HubUserClient::new(hub_url.clone(), None);
 
     let token = match (&args.dev_email, args.device) {

@@ -28,10 +28,7 @@ pub async fn run(command: NodeCommand) -> anyhow::Result<()> {
 
 fn overrides_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfigOverrides> {
     let hub_url = match &args.hub {
-        Some(text) => Some(
-            url::Url::parse(text)
-                .map_err(|err| Failure::usage(format!("invalid --hub {text:?}: {err}")))?,
-        ),
+        Some(text) => Some(crate::commands::access::parse_hub_url(text)?),
         None => None,
     };
     let owner = match &args.owner {
