@@ -102,7 +102,7 @@ async fn approve_in_browser(hub_url: &str, authorize_url: &str) {
             // The sign-in page: follow its provider button.
             let start = page
                 .split("href=\"")
-                .nth(1)
+                .find(|rest| rest.starts_with("/login/oidc/"))
                 .and_then(|rest| rest.split('"').next())
                 .unwrap_or_else(|| panic!("no sign-in link on {url}: {page}"))
                 .replace("&amp;", "&");

@@ -19,18 +19,23 @@ pub fn escape(text: &str) -> String {
     escaped
 }
 
-/// A complete page around `body` (already HTML); `title` is escaped here.
+/// A complete page around `body` (already HTML), in the site's frame (style sheet,
+/// header, dev-login note) like the template pages; `title` is escaped here.
 pub fn page(title: &str, dev_login: bool, body: &str) -> Html<String> {
     let banner = if dev_login {
-        "<p role=\"alert\"><strong>Dev login is on:</strong> anyone who can reach this hub \
-         can act as any user. For local try-outs only.</p>"
+        "<p class=\"dev-banner\" role=\"note\"><strong>Dev login is on:</strong> anyone who \
+         can reach this hub can act as any user. For local try-outs only.</p>"
     } else {
         ""
     };
     let title = escape(title);
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{title} · kachery hub</title></head><body>{banner}<main>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · kachery hub</title>\
+         <link rel=\"stylesheet\" href=\"/static/kachery.css\"></head><body>{banner}\
+         <header class=\"site\"><nav aria-label=\"Main\"><a class=\"brand\" href=\"/\">\
+         kachery hub</a></nav></header><main id=\"main\">\
          <h1>{title}</h1>{body}</main></body></html>\n"
     ))
 }

@@ -75,14 +75,7 @@ pub async fn page_handler(
         ));
     }
     if state.config.dev_login {
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/login/dev\">\
-             <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
-             <p><label for=\"email\">Sign in as (any e-mail, no password)</label> \
-             <input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"email\"> \
-             <button type=\"submit\">Sign in</button></p></form>",
-            return_to = escape(&return_to),
-        ));
+        body.push_str(&dev_form(&return_to, "", None));
     }
     if super::providers(&state).is_empty() && !state.config.dev_login {
         body.push_str(
@@ -99,6 +92,30 @@ pub struct DevLoginForm {
     return_to: Option<String>,
 }
 
+/// The dev-login form, with what was typed and the error about it after a refusal.
+fn dev_form(return_to: &str, email: &str, error: Option<&str>) -> String {
+    let (described, message) = match error {
+        Some(error) => (
+            " aria-describedby=\"email-error\" aria-invalid=\"true\"",
+            format!(
+                "<p class=\"field-error\" id=\"email-error\" role=\"alert\">{}</p>",
+                escape(error)
+            ),
+        ),
+        None => ("", String::new()),
+    };
+    format!(
+        "<form method=\"post\" action=\"/login/dev\">\
+         <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
+         <p><label for=\"email\">Sign in as (any e-mail, no password)</label> \
+         <input id=\"email\" name=\"email\" type=\"email\" value=\"{email}\" required \
+         autocomplete=\"email\"{described}> \
+         <button type=\"submit\">Sign in</button></p>{message}</form>",
+        return_to = escape(return_to),
+        email = escape(email),
+    )
+}
+
 /// `POST /login/dev`: signs in as the given e-mail on a dev-login hub. No CSRF token
 /// (there is no session yet), but the Origin check applies, so another site cannot sign
 /// a visitor in as someone else.
@@ -112,8 +129,16 @@ pub async fn dev_login(
         return Err(ApiError::not_found("dev login is not enabled on this hub"));
     }
     check_origin(&headers, &state.origin)?;
-    let email = Email::parse(&form.email)
-        .map_err(|error| ApiError::validation(format!("email: {error}")))?;
+    let email = match Email::parse(&form.email) {
+        Ok(email) => email,
+        Err(error) => {
+            // The form again, with the error beside the field, as every other form does.
+            let return_to = safe_return_to(form.return_to.as_deref());
+            let body = dev_form(&return_to, &form.email, Some(&format!("E-mail: {error}")));
+            let page = page("Sign in", state.config.dev_login, &body);
+            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
 
     end_previous_session(&state, &headers).await?;
     let user_id = state.db.touch_user(&email, now_ms()).await?;

@@ -277,6 +277,19 @@ async fn a_form_error_is_shown_beside_its_field(backend: Backend) -> TestResult 
     assert!(page.contains("aria-invalid=\"true\""));
     assert!(page.contains("role=\"alert\"") && page.contains("href=\"#name\""));
 
+    // Dev login with an address the hub refuses: the form again, not JSON.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/login/dev", hub_origin(&hub)))
+        .header(ORIGIN, hub_origin(&hub))
+        .header(CONTENT_TYPE, FORM)
+        .body(encode(&[("email", "alice@localhost"), ("return_to", "/")]))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = refused.text().await?;
+    assert!(page.contains("id=\"email-error\"") && page.contains("value=\"alice@localhost\""));
+    assert!(page.contains("/static/kachery.css"), "{page}");
+
     // Taken names come back beside the same field; the typed name is kept.
     let (status, location, _) = alice
         .post(
