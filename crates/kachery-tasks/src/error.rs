@@ -1,7 +1,7 @@
 //! How a task request fails ([`TaskError`], one variant per stable code) and why a
 //! worker's report is refused ([`ReportError`]).
 
-use kachery_protocol::task::{FunctionId, TaskInputError};
+use kachery_protocol::task::{FunctionId, TaskInputError, TaskType};
 use kachery_protocol::{ChannelName, Role};
 
 /// Why a task request ended without a result.
@@ -14,12 +14,14 @@ pub enum TaskError {
 
     /// No provider claimed it and no usable cached result exists.
     #[error(
-        "no provider on channel(s) {} runs {function_id}{}",
+        "no provider on channel(s) {} runs {function_id} with type {function_type}{}",
         list(channels_tried),
         if *cache_checked { " and no cached result exists" } else { "" }
     )]
     NotFound {
         function_id: FunctionId,
+        /// Providers register a function with one type; a request names the type too.
+        function_type: TaskType,
         channels_tried: Vec<ChannelName>,
         cache_checked: bool,
     },

@@ -147,10 +147,12 @@ impl TaskExchange {
                     CacheLookup::Missing => match asked {
                         Err(TaskError::NotFound {
                             function_id,
+                            function_type,
                             channels_tried,
                             ..
                         }) => Err(TaskError::NotFound {
                             function_id,
+                            function_type,
                             channels_tried,
                             cache_checked: true,
                         }),
@@ -447,6 +449,7 @@ fn give_up_error(call: &Call, candidates: &Candidates, give_up: GiveUp) -> TaskE
     match give_up {
         GiveUp::NoClaim => TaskError::NotFound {
             function_id: call.function_id.clone(),
+            function_type: call.function_type,
             channels_tried: candidates.request.clone(),
             cache_checked: call.function_type == TaskType::PureCalculation,
         },

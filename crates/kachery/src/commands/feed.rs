@@ -116,7 +116,21 @@ fn daemon() -> anyhow::Result<LocalClient> {
 
 async fn append(daemon: &LocalClient, args: FeedAppendArgs) -> anyhow::Result<()> {
     let feed_id = match KacheryUri::parse(&args.feed) {
-        Ok(KacheryUri::Feed(uri)) => uri.feed_id,
+        Ok(KacheryUri::Feed(uri)) => {
+            if let Some(named) = uri
+                .subfeed
+                .as_deref()
+                .filter(|named| *named != args.subfeed)
+            {
+                return Err(Failure::usage(format!(
+                    "{:?} names subfeed {named:?} but the SUBFEED argument is {:?}; give the \
+                     feed as feed://<feedId> and the subfeed once",
+                    args.feed, args.subfeed
+                ))
+                .into());
+            }
+            uri.feed_id
+        }
         _ => NodeId::parse(&args.feed).map_err(|_| {
             Failure::usage(format!(
                 "{:?} is neither a feed id nor a feed:// URI",

@@ -57,8 +57,13 @@ async fn run_task(args: TaskRunArgs) -> anyhow::Result<()> {
 }
 
 async fn status(args: TaskStatusArgs) -> anyhow::Result<()> {
-    let request_id = kachery_protocol::Nonce::parse(&args.request_id)
-        .map_err(|err| Failure::usage(format!("invalid request id: {err}")))?;
+    let request_id = kachery_protocol::Nonce::parse(&args.request_id).map_err(|_| {
+        Failure::usage(format!(
+            "{:?} is not a task request id (the requestId that `kachery task run --json` \
+                 prints)",
+            args.request_id
+        ))
+    })?;
     let daemon = daemon()?;
     let view = daemon
         .task_view(&request_id, None, 0)
