@@ -133,7 +133,8 @@ impl From<DbError> for ApiError {
         match error {
             DbError::Conflict(ConflictKind::Channel) => ApiError::new(
                 ErrorCode::ChannelExists,
-                "a channel with this name exists or existed; channel names are never reused",
+                "a channel with this name, or one differing only in letter case, exists or \
+                 existed; channel names are never reused",
             ),
             DbError::Conflict(ConflictKind::Node) => ApiError::new(
                 ErrorCode::NodeExists,

@@ -140,6 +140,17 @@ async fn revoking_a_grant_or_deleting_the_channel_leaves_no_roles(backend: Backe
         })
         .await;
     assert_eq!(code_of(again), ErrorCode::ChannelExists);
+    // Nor is one that differs only in letter case: it could pass for the other.
+    let upper = channel.as_str().to_uppercase();
+    let look_alike = alice
+        .create_channel(&kachery_protocol::user_api::CreateChannelRequest {
+            name: kachery_protocol::ChannelName::parse(&upper)?,
+            bucket: None,
+            pubsub: None,
+            secrets: Default::default(),
+        })
+        .await;
+    assert_eq!(code_of(look_alike), ErrorCode::ChannelExists);
     hub.shutdown().await?;
     Ok(())
 }

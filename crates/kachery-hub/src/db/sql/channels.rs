@@ -6,8 +6,8 @@ use sqlx::{ColumnIndex, Executor};
 use super::rows::{CHANNEL_COLUMNS, read_mode_name};
 use super::{Backend, SqlArg, SqlDb, SqlValue, conflict_or_query};
 use crate::db::{
-    AuditEntry, ChannelRecord, DbError, GrantRecord, MemberRecord, MembershipRecord, NewChannel,
-    NewGrant, NewSecret, NodeRecord, SealSecrets,
+    AuditEntry, ChannelRecord, ConflictKind, DbError, GrantRecord, MemberRecord, MembershipRecord,
+    NewChannel, NewGrant, NewSecret, NodeRecord, SealSecrets,
 };
 use crate::time::now_ms;
 
@@ -81,6 +81,16 @@ where
         audit: AuditEntry,
     ) -> Result<ChannelRecord, DbError> {
         let mut tx = self.begin_write().await?;
+        // Names that differ only in letter case would let one channel pass for another.
+        let look_alike =
+            sqlx::query("SELECT 1 AS found FROM channels WHERE lower(name) = lower($1)")
+                .bind(channel.name.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(DbError::Query)?;
+        if look_alike.is_some() {
+            return Err(DbError::Conflict(ConflictKind::Channel));
+        }
         let row = sqlx::query(
             "INSERT INTO channels \
              (name, owner_email, bucket_backend, bucket_config, read_mode, pubsub_backend, \
