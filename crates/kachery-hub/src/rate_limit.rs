@@ -1,8 +1,10 @@
 //! Per-key token buckets in memory, for the node API's limit per node id (SPEC §21).
 //!
-//! Limits are per hub replica, which the spec accepts. A bucket is only created after a
-//! request's signature and nonce checked out, so an attacker cannot fill the map without
-//! making a key per entry; idle buckets (full again) are dropped by [`RateLimiter::forget_idle`].
+//! These buckets are per hub replica; the node API adds a limit that every replica of
+//! one database shares, counted from the remembered nonces (`node_api`). A bucket is only
+//! created after a request's signature and nonce checked out, so an attacker cannot fill
+//! the map without making a key per entry; idle buckets (full again) are dropped by
+//! [`RateLimiter::forget_idle`].
 
 use std::collections::HashMap;
 use std::hash::Hash;

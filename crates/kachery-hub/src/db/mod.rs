@@ -205,6 +205,14 @@ pub trait HubDb: Send + Sync + 'static {
         now: i64,
         expires_at: i64,
     ) -> DbFuture<'a, bool>;
+    /// How many nonces of `signer` for `purpose` expire after `expires_after`: with a fixed
+    /// nonce memory, the requests it made since `expires_after - memory`, on every replica.
+    fn count_recent_nonces<'a>(
+        &'a self,
+        signer: &'a NodeId,
+        purpose: &'a str,
+        expires_after: i64,
+    ) -> DbFuture<'a, i64>;
     /// Deletes nonces, sessions and sign-in flows past their expiry, and credential audit
     /// rows older than `credential_audit_before`.
     fn purge_expired(&self, now: i64, credential_audit_before: i64) -> DbFuture<'_, u64>;

@@ -28,6 +28,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{REQUEST_ID_HEADER, read_body};
 use crate::time::now_ms;
 
+/// The window of the node-API limit that all replicas of one database share, and the
+/// requests a node may make in it: the burst of 100 plus 20/s, as the per-replica bucket.
+const SHARED_RATE_WINDOW_MS: i64 = 5_000;
+const SHARED_RATE_LIMIT: i64 = 100 + 20 * 5;
+
 /// Wire names of the request types, for the `unknown_request_type` message.
 const REQUEST_TYPES: [&str; 6] = [
     "report",
@@ -152,14 +157,29 @@ async fn verify(
         ));
     }
 
-    // (7) Rate limit per node id.
-    if let Err(wait) = state.node_rate_limit.check(&body.node_id) {
+    // (7) Rate limit per node id: this replica's token bucket, then the node's requests
+    // on every replica of the database in the last few seconds (its remembered nonces).
+    let rate_limited = |wait_secs: u64| {
         let mut error = ApiError::new(
             ErrorCode::RateLimited,
             "too many node-api requests from this node (limit 20/s, burst 100); slow down",
         );
-        error.retry_after_secs = Some(wait.as_secs().max(1));
-        return Err(error);
+        error.retry_after_secs = Some(wait_secs.max(1));
+        error
+    };
+    if let Err(wait) = state.node_rate_limit.check(&body.node_id) {
+        return Err(rate_limited(wait.as_secs()));
+    }
+    let recent = state
+        .db
+        .count_recent_nonces(
+            &body.node_id,
+            Purpose::HubRequest.name(),
+            now + NONCE_MEMORY_MS - SHARED_RATE_WINDOW_MS,
+        )
+        .await?;
+    if recent > SHARED_RATE_LIMIT {
+        return Err(rate_limited(SHARED_RATE_WINDOW_MS as u64 / 1000));
     }
 
     // (8) The (node id, owner) record exists.

@@ -1,8 +1,8 @@
 //! Two hub processes on one PostgreSQL database serve the same users and nodes, share
 //! browser sessions (a sign-in on one is valid on the other, a sign-out on one ends it on
 //! both) and the memory of nonces, so a request replayed on the other replica is refused
-//! (SPEC §11.1, §18.1). Node-API rate limits are per replica (SPEC §21), so they are not
-//! checked across replicas here.
+//! (SPEC §11.1, §18.1), and one node-API rate limit (SPEC §21): a node spreading its
+//! requests over both replicas gets no more through than from one.
 
 use kachery_client::{HubUserClient, NodeApiClient, now_ms};
 use kachery_hub::{HubConfig, HubHandle, spawn};
@@ -72,6 +72,25 @@ async fn two_hubs_on_one_postgres_database_act_as_one() -> TestResult {
     assert!(replayed.status().is_client_error(), "{}", replayed.status());
     let body: ErrorBody = replayed.json().await?;
     assert_eq!(body.error.code, ErrorCode::ReplayedRequest);
+
+    // Requests sent to the two replicas in turn: each replica's own bucket (burst 100,
+    // 20/s) would let about 240 through; the limit they share stops the node at 200 in
+    // 5 s, counting the requests above.
+    let (mut accepted, mut limited) = (0, 0);
+    for i in 0..300 {
+        let hub = if i % 2 == 0 { &first } else { &second };
+        let request = NodeRequest::GetNodeConfig(GetNodeConfigRequest { known_etag: None });
+        let envelope = node.seal_body(&node.body_for(request, now_ms()))?;
+        match send_to(hub, &envelope).await.status().as_u16() {
+            200 => accepted += 1,
+            429 => limited += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        accepted <= 200 && limited >= 100,
+        "accepted {accepted}, limited {limited}"
+    );
 
     // A browser session opened on the first hub works on the second, and signing out on
     // the second ends it on the first.

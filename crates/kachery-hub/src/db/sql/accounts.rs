@@ -164,6 +164,25 @@ where
         Ok(DB::rows_affected(&result) == 1)
     }
 
+    pub(super) async fn count_recent_nonces_impl(
+        &self,
+        signer: &NodeId,
+        purpose: &str,
+        expires_after: i64,
+    ) -> Result<i64, DbError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM seen_nonces \
+             WHERE signer = $1 AND expires_at > $2 AND purpose = $3",
+        )
+        .bind(signer.to_string())
+        .bind(expires_after)
+        .bind(purpose)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(DbError::Query)?;
+        Self::column(&row, "n")
+    }
+
     pub(super) async fn purge_expired_impl(
         &self,
         now: i64,

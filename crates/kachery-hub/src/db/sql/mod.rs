@@ -241,6 +241,15 @@ where
         Box::pin(self.record_nonce_impl(signer, nonce, purpose, now, expires_at))
     }
 
+    fn count_recent_nonces<'a>(
+        &'a self,
+        signer: &'a NodeId,
+        purpose: &'a str,
+        expires_after: i64,
+    ) -> DbFuture<'a, i64> {
+        Box::pin(self.count_recent_nonces_impl(signer, purpose, expires_after))
+    }
+
     fn purge_expired(&self, now: i64, credential_audit_before: i64) -> DbFuture<'_, u64> {
         Box::pin(self.purge_expired_impl(now, credential_audit_before))
     }
