@@ -50,9 +50,10 @@ pub enum IssueError {
     BadNatsUserKey,
 }
 
-/// Issues broker credentials for one backend (SPEC §6.2).
-// FIXME: the channel-test probe of SPEC §6.2 is not part of this trait yet; NATS and Ably
-// validate their config when they are built (`NatsIssuer::new`, `AblyIssuer::new`).
+/// Issues broker credentials for one backend (SPEC §6.2). The probe of the channel test
+/// (SPEC §10.2) is not part of it: the hub's `channel_test` gets probe-band credentials
+/// through the same issuers and really publishes and subscribes. NATS and Ably check
+/// their settings when they are built (`NatsIssuer::new`, `AblyIssuer::new`).
 pub trait CredentialIssuer: Send + Sync {
     /// Backend name for logs and metrics, e.g. `embedded`.
     fn backend(&self) -> &'static str;

@@ -25,7 +25,7 @@ use crate::vault::SecretString;
 /// `PUT /api/v1/channels/{name}/secrets/{kind} {value}` → the masked view. Owner only:
 /// admins moderate channels but never handle their credentials.
 // FIXME: the `test` flag of SPEC §10.2 (run the matching half of the channel test before
-// storing) waits for the channel test; until then a wrong value is caught only at use.
+// storing) is not offered; a wrong value shows at the next channel test or use.
 // FIXME: pub-sub kinds are accepted on any channel, even one whose broker does not use
 // them; bucket kinds are checked against the channel's bucket.
 pub async fn put(
