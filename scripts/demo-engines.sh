@@ -32,6 +32,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Waits up to 10 s for a test server (PID) to print the line starting with WORD to
+# BASE.out; shows BASE.err and fails if the server dies first.
+wait_for_line() {
+    local base=$1 word=$2 pid=$3
+    for _ in $(seq 1 100); do
+        if grep -q "^$word " "$base.out" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then cat "$base.err" >&2; exit 1; fi
+        sleep 0.1
+    done
+    echo "scripts/demo-engines.sh: $base.out never printed its $word line" >&2
+    exit 1
+}
+
 if [ -z "${KACHERY_DEMO_S3_ENDPOINT:-}" ]; then
     export KACHERY_DEMO_S3_BUCKET=kachery-demo
     export KACHERY_DEMO_S3_ACCESS_KEY_ID=kachery-demo-access
@@ -42,11 +55,7 @@ if [ -z "${KACHERY_DEMO_S3_ENDPOINT:-}" ]; then
         "$bin_dir/examples/s3_test_server" "$work/s3" 0 "$KACHERY_DEMO_S3_BUCKET" \
         "$KACHERY_DEMO_S3_ACCESS_KEY_ID" >"$work/s3.out" 2>"$work/s3.err" &
     server_pid=$!
-    for _ in $(seq 1 100); do
-        if grep -q '^endpoint ' "$work/s3.out" 2>/dev/null; then break; fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/s3.err" >&2; exit 1; fi
-        sleep 0.1
-    done
+    wait_for_line "$work/s3" endpoint "$server_pid"
     KACHERY_DEMO_S3_ENDPOINT="$(sed -n 's/^endpoint //p' "$work/s3.out")"
     export KACHERY_DEMO_S3_ENDPOINT
     echo "s3 test server at $KACHERY_DEMO_S3_ENDPOINT (bucket $KACHERY_DEMO_S3_BUCKET)" >&2
@@ -56,11 +65,7 @@ if [ -z "${KACHERY_DEMO_NATS_URL:-}" ]; then
     cargo build --quiet -p kachery-pubsub --features test-server --example nats_test_server
     "$bin_dir/examples/nats_test_server" >"$work/nats.out" 2>"$work/nats.err" &
     nats_pid=$!
-    for _ in $(seq 1 100); do
-        if grep -q '^seed ' "$work/nats.out" 2>/dev/null; then break; fi
-        if ! kill -0 "$nats_pid" 2>/dev/null; then cat "$work/nats.err" >&2; exit 1; fi
-        sleep 0.1
-    done
+    wait_for_line "$work/nats" seed "$nats_pid"
     KACHERY_DEMO_NATS_URL="$(sed -n 's/^url //p' "$work/nats.out")"
     KACHERY_DEMO_NATS_ACCOUNT="$(sed -n 's/^account //p' "$work/nats.out")"
     KACHERY_DEMO_NATS_SEED="$(sed -n 's/^seed //p' "$work/nats.out")"

@@ -9,6 +9,17 @@ use anyhow::{Context, bail};
 
 use crate::measure::{Timed, children_cpu_seconds};
 
+/// A helper process (a task worker, a feed follower) killed when the row ends, however it
+/// ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `command` to completion and returns its timing and stdout; fails on a non-zero
 /// exit with the command's stderr.
 pub fn run_timed(command: &mut Command) -> anyhow::Result<(Timed, String)> {

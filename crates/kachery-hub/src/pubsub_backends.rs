@@ -105,12 +105,19 @@ pub fn settings_view(channel: &ChannelRecord) -> PubsubSettings {
     }
 }
 
-/// A credential for a NATS or Ably channel; `None` for a backend handled elsewhere.
+/// A credential for the channel's broker, embedded, NATS or Ably; `None` for a backend
+/// this hub does not run. getPubsubCredential and the channel test both come here.
 pub async fn issue(
     state: &AppState,
     channel: &ChannelRecord,
     request: &CredentialRequest<'_>,
 ) -> Option<ApiResult<IssuedCredential>> {
+    if let Some(issued) = state.backends.issue_credential(channel, request) {
+        return Some(
+            issued
+                .map_err(|error| ApiError::internal("failed to issue a broker credential", &error)),
+        );
+    }
     let ttl_ms = state.config.pubsub_credential_ttl_ms;
     let issued = match channel.pubsub_backend.as_str() {
         NATS => issue_nats(state, channel, request, ttl_ms).await,

@@ -11,12 +11,14 @@
 //! installs them. Without them the test fails and says what is missing.
 
 mod common;
+#[path = "../../kachery-hub/tests/oidc/provider.rs"]
+mod oidc_provider;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 
 use common::*;
+use oidc_provider::OidcProvider;
 
 const CHANNEL: &str = "journey.lab";
 
@@ -52,7 +54,16 @@ fn a_person_manages_a_node_and_a_channel_through_the_web_site() {
     check_prerequisites();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let hub_bind = format!("127.0.0.1:{}", free_port());
-    let provider = Provider::start(&format!("http://{hub_bind}/login/oidc/mock/callback"));
+    let redirect_uri = format!("http://{hub_bind}/login/oidc/mock/callback");
+    let provider = OidcProvider::spawn(
+        &web_dir(),
+        "oidc-provider.mjs",
+        &[
+            ("REDIRECT_URI", &redirect_uri),
+            ("CLIENT_ID", OIDC_CLIENT_ID),
+            ("CLIENT_SECRET", OIDC_CLIENT_SECRET),
+        ],
+    );
     let hub = start_oidc_hub_at(dir.path(), &provider.issuer, &hub_bind);
     let node = start_node(&dir.path().join("node"), &hub.url, ALICE, "journey-node");
 
@@ -102,48 +113,4 @@ fn a_person_manages_a_node_and_a_channel_through_the_web_site() {
         serde_json::json!(["requestFiles", "provideFiles"]),
         "{status:#}"
     );
-}
-
-/// `tests/web/oidc-provider.mjs` on a free loopback port; stopped when dropped.
-struct Provider {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    issuer: String,
-}
-
-impl Provider {
-    fn start(redirect_uri: &str) -> Self {
-        let mut child = Command::new("node")
-            .arg("oidc-provider.mjs")
-            .current_dir(web_dir())
-            .env("REDIRECT_URI", redirect_uri)
-            .env("CLIENT_ID", OIDC_CLIENT_ID)
-            .env("CLIENT_SECRET", OIDC_CLIENT_SECRET)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node (Node.js) runs");
-        let stdin = child.stdin.take();
-        let mut first_line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout is piped"))
-            .read_line(&mut first_line)
-            .expect("the provider prints its issuer");
-        let announced: serde_json::Value = serde_json::from_str(&first_line)
-            .unwrap_or_else(|error| panic!("oidc-provider.mjs said {first_line:?}: {error}"));
-        let issuer = announced["issuer"].as_str().expect("an issuer").to_owned();
-        Self {
-            child,
-            stdin,
-            issuer,
-        }
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -7,7 +7,7 @@
 //! alone (start to exit on A), so the difference is the delivery itself.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -18,22 +18,12 @@ use crate::measure::{load_average, median, ms_text, percentile};
 use crate::report::{Report, Row};
 use crate::rows::latency::QUIET_SPACING;
 use crate::rows::{Context, Network};
-use crate::shell::run_timed;
+use crate::shell::{KillOnDrop, run_timed};
 
 /// Timed appends per repeat.
 const N_APPENDS: usize = 30;
 /// How long one message may take to arrive before the row fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Kills the follower when the row ends, however it ends.
-struct Follower(Child);
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::Result<()> {
     let dir = ctx.work.join("feeds");
@@ -97,7 +87,7 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
         .stdout
         .take()
         .context("the follower's stdout is piped")?;
-    let follower = Follower(child);
+    let follower = KillOnDrop(child);
     let lines = spawn_line_reader(stdout);
     wait_for_sample(&lines, 0)?;
 

@@ -15,21 +15,11 @@ use crate::cluster::{Daemon, admit};
 use crate::measure::{load_average, median, ms_text, percentile};
 use crate::report::{Report, Row};
 use crate::rows::{Context, Network};
-use crate::shell::run_timed;
+use crate::shell::{KillOnDrop, run_timed};
 
 /// Timed lookups per repeat.
 const N_LOOKUPS: usize = 20;
 const KWARGS: &str = r#"{"a": 40, "b": 2}"#;
-
-/// Kills the worker when the row ends, however it ends.
-struct Worker(std::process::Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::Result<()> {
     let dir = ctx.work.join("tasks");
@@ -64,7 +54,7 @@ pub async fn run(ctx: &Context, net: &Network, report: &mut Report) -> anyhow::R
 
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/task-worker.sh");
-    let _worker = Worker(
+    let _worker = KillOnDrop(
         Command::new("sh")
             .arg(script)
             .env("KACHERY_HOME", &net.a.home)

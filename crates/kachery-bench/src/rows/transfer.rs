@@ -148,9 +148,10 @@ async fn run_on(
     let cores = std::thread::available_parallelism().map_or(2, usize::from) as f64;
 
     let size_label = size_label(size);
-    let (suffix, on) = match bucket {
-        Bucket::Embedded => ("", ""),
-        Bucket::S3(_) => ("s", ", S3 bucket (s3s-fs, SigV4)"),
+    let suffix = bucket.row_suffix();
+    let on = match bucket {
+        Bucket::Embedded => "",
+        Bucket::S3(_) => ", S3 bucket (s3s-fs, SigV4)",
     };
     let row2_bottleneck = transfer_bottleneck(k2, c2, rounds, cores, 5);
     report.rows.push(Row {

@@ -59,15 +59,12 @@ pub async fn run(state: &AppState, channel: &ChannelRecord, tester: &Email) -> T
             now_ms: now_ms(),
             nats_user_key: Some(&user_public_key),
         };
-        let issued = match state.backends.issue_credential(channel, &request) {
-            Some(issued) => issued.map_err(|error| error_chain(&error)),
-            None => match pubsub_backends::issue(state, channel, &request).await {
-                Some(issued) => issued.map_err(|error| error.message),
-                None => Err(format!(
-                    "pub-sub backend {:?} is not run by this hub",
-                    channel.pubsub_backend
-                )),
-            },
+        let issued = match pubsub_backends::issue(state, channel, &request).await {
+            Some(issued) => issued.map_err(|error| error.message),
+            None => Err(format!(
+                "pub-sub backend {:?} is not run by this hub",
+                channel.pubsub_backend
+            )),
         };
         match issued {
             Ok(issued) => credentials.push(issued.credential),

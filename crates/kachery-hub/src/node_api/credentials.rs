@@ -30,16 +30,9 @@ pub async fn pubsub_credential(
         now_ms: request.now,
         nats_user_key: get.nats_user_key.as_deref(),
     };
-    let issued = match state
-        .backends
-        .issue_credential(&membership.channel, &credential_request)
-    {
-        Some(issued) => issued
-            .map_err(|error| ApiError::internal("failed to issue a broker credential", &error))?,
-        None => pubsub_backends::issue(state, &membership.channel, &credential_request)
-            .await
-            .ok_or_else(|| unsupported_backend(&membership.channel.pubsub_backend))??,
-    };
+    let issued = pubsub_backends::issue(state, &membership.channel, &credential_request)
+        .await
+        .ok_or_else(|| unsupported_backend(&membership.channel.pubsub_backend))??;
 
     let audit = request
         .actor()

@@ -28,9 +28,17 @@ impl OidcProvider {
     pub fn start() -> Self {
         let dir = provider_dir();
         ensure_installed(&dir);
+        Self::spawn(&dir, "provider.mjs", &[])
+    }
+
+    /// Runs `script` (in `dir`, with `envs`) under Node.js; like `provider.mjs`, it must
+    /// print `{"issuer": …}` on its first line and stop when its stdin closes. The web
+    /// journey runs its own provider this way.
+    pub fn spawn(dir: &std::path::Path, script: &str, envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(&dir)
+            .arg(script)
+            .current_dir(dir)
+            .envs(envs.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -43,7 +51,7 @@ impl OidcProvider {
             .read_line(&mut first_line)
             .expect("the provider prints its issuer");
         let announced: serde_json::Value = serde_json::from_str(&first_line)
-            .unwrap_or_else(|error| panic!("provider said {first_line:?}: {error}"));
+            .unwrap_or_else(|error| panic!("{script} said {first_line:?}: {error}"));
         let issuer = announced["issuer"]
             .as_str()
             .expect("the announcement has an issuer")
