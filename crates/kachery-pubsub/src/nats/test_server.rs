@@ -6,7 +6,6 @@
 //! `nats-server` on `PATH`, else Debian's `/usr/sbin/nats-server` (2.9 is enough); a
 //! missing binary fails the test with the install command rather than skipping it.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -39,20 +38,23 @@ impl NatsTestServer {
             .add_signing_key(signing.public_key())
             .sign(&operator);
 
-        let port = free_port();
+        // The server picks its own port and writes it to a ports file: a port chosen here
+        // and released could be taken by anything else before the server binds it.
         let dir = TempDir::new();
         let config = format!(
-            "listen: 127.0.0.1:{port}\n\
+            "listen: 127.0.0.1:-1\n\
+             ports_file_dir: \"{}\"\n\
              operator: \"{operator_jwt}\"\n\
              resolver: MEMORY\n\
              resolver_preload: {{\n  {}: \"{account_jwt}\"\n}}\n",
+            dir.0.display(),
             account.public_key()
         );
         let config_path = dir.0.join("nats.conf");
         std::fs::write(&config_path, config).expect("write nats-server config");
 
         let binary = server_binary();
-        let child = Command::new(&binary)
+        let mut child = Command::new(&binary)
             .arg("-c")
             .arg(&config_path)
             .stdout(Stdio::null())
@@ -65,12 +67,12 @@ impl NatsTestServer {
                     binary.display()
                 )
             });
-        wait_for_port(port);
+        let url = wait_for_ports_file(&dir.0, &mut child);
 
         Self {
             child,
             _dir: dir,
-            url: format!("nats://127.0.0.1:{port}"),
+            url,
             account: account.public_key(),
             signing_seed: signing.seed().expect("generated keys have seeds"),
         }
@@ -121,18 +123,25 @@ fn server_binary() -> PathBuf {
     on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-fn wait_for_port(port: u16) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+/// The client URL nats-server writes to `<dir>/nats-server_<pid>.ports` once it listens.
+fn wait_for_ports_file(dir: &std::path::Path, child: &mut std::process::Child) -> String {
+    let path = dir.join(format!("nats-server_{}.ports", child.id()));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+    loop {
+        let announced = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|ports| ports["nats"][0].as_str().map(str::to_owned));
+        if let Some(url) = announced {
+            return url;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("nats-server exited with {status} before it listened");
+        }
         assert!(
             Instant::now() < deadline,
-            "nats-server did not listen on {addr}"
+            "nats-server wrote no ports file at {} within 10 s",
+            path.display()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
